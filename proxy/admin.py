@@ -1,0 +1,166 @@
+"""The JSON admin API under /admin/api/ (accounts, balances, reset, fund, mode), plus
+/healthz and /metrics. Never under /api/v3.
+
+State changes need `Content-Type: application/json` (a cross-site form cannot send it
+without a CORS preflight, which we never grant) and, whenever the server listens on a
+non-loopback address, the admin token (`X-Admin-Token` or `Authorization: Bearer`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__, jsonutil, keys
+from .config import is_loopback, mask_key
+
+JSON = "application/json"
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=jsonutil.dumps(data), status=status, content_type=JSON)
+
+
+def admin_token_ok(request: web.Request) -> bool:
+    """True when the request may change state as far as the admin token goes."""
+    settings = request.config_dict[keys.SETTINGS]
+    token = settings.server.admin_token
+    if token is None:
+        # without a token, only a loopback listener accepts state changes
+        return is_loopback(settings.server.host)
+    given = request.headers.get("X-Admin-Token", "")
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        given = given or auth[7:]
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _guard(request: web.Request) -> None:
+    if not request.content_type == JSON:
+        raise web.HTTPUnsupportedMediaType(reason="state changes need Content-Type: application/json")
+    if not admin_token_ok(request):
+        raise web.HTTPUnauthorized(reason="admin token required")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    store = request.app[keys.STORE]
+    upstream = request.app[keys.UPSTREAM]
+    mode = request.app[keys.MODE]
+    ok = store.healthy
+    body = {
+        "status": "ok" if ok else "degraded",
+        "mode": mode.current,
+        "version": __version__,
+        "upstream": {
+            "url": settings.upstream.replay_path or settings.upstream.base_url,
+            "replay": settings.upstream.replay_path is not None,
+            "ok": upstream.last_error is None,
+            "last_error": upstream.last_error,
+            "last_ok_ms": upstream.last_ok_ms,
+        },
+        "storage": {"path": settings.storage.path, "ok": ok},
+        "accounts": len(request.app[keys.SERVICE].accounts),
+    }
+    return _json(body, 200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    data = request.app[keys.METRICS].render()
+    return web.Response(body=data, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+def _account_id(request: web.Request) -> int:
+    service = request.config_dict[keys.SERVICE]
+    try:
+        account_id = int(request.match_info["account_id"])
+    except ValueError:
+        raise web.HTTPNotFound(reason="unknown account") from None
+    if account_id not in service.accounts:
+        raise web.HTTPNotFound(reason="unknown account")
+    return account_id
+
+
+def account_summary(request: web.Request, account_id: int) -> dict[str, Any]:
+    service = request.config_dict[keys.SERVICE]
+    info = service.accounts[account_id]
+    acct = service.account(account_id)
+    return {
+        "id": account_id,
+        "name": info.settings.name,
+        "api_key": mask_key(info.settings.api_key),
+        "mx_deduct": acct.mx_deduct,
+        "open_orders": len(acct.open_orders),
+        "balances": [
+            {"asset": b.asset, "free": b.free, "locked": b.locked, "total": b.total}
+            for b in service.balances(account_id)
+        ],
+    }
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    service = request.config_dict[keys.SERVICE]
+    return _json({"accounts": [account_summary(request, a) for a in service.account_ids()]})
+
+
+async def get_account(request: web.Request) -> web.Response:
+    return _json(account_summary(request, _account_id(request)))
+
+
+async def reset_account(request: web.Request) -> web.Response:
+    _guard(request)
+    account_id = _account_id(request)
+    await request.config_dict[keys.SERVICE].reset_account(account_id)
+    return _json(account_summary(request, account_id))
+
+
+async def fund_account(request: web.Request) -> web.Response:
+    _guard(request)
+    account_id = _account_id(request)
+    try:
+        data = jsonutil.loads_decimal(await request.read())
+        asset = str(data["asset"]).upper()
+        amount = Decimal(str(data["amount"]))
+    except (ValueError, KeyError, TypeError, InvalidOperation):
+        raise web.HTTPBadRequest(reason='expected {"asset": "USDT", "amount": "100"}') from None
+    if not amount.is_finite() or amount <= 0 or not asset.isalnum() or len(asset) > 20:
+        raise web.HTTPBadRequest(reason="amount must be a positive decimal, asset alphanumeric")
+    await request.config_dict[keys.SERVICE].fund(account_id, asset, amount)
+    return _json(account_summary(request, account_id))
+
+
+async def get_mode(request: web.Request) -> web.Response:
+    mode = request.config_dict[keys.MODE]
+    return _json({"mode": mode.current, "live_armed": mode.armed})
+
+
+async def set_mode(request: web.Request) -> web.Response:
+    _guard(request)
+    mode = request.config_dict[keys.MODE]
+    try:
+        data = jsonutil.loads(await request.read())
+        wanted = str(data["mode"])
+    except (ValueError, KeyError, TypeError):
+        raise web.HTTPBadRequest(reason='expected {"mode": "paper"|"live"}') from None
+    try:
+        mode.switch(wanted)
+    except PermissionError as exc:
+        raise web.HTTPForbidden(reason=str(exc)) from None
+    except ValueError as exc:
+        raise web.HTTPBadRequest(reason=str(exc)) from None
+    return _json({"mode": mode.current, "live_armed": mode.armed})
+
+
+ADMIN_ROUTES = [
+    web.get("/healthz", healthz),
+    web.get("/metrics", metrics),
+    web.get("/admin/api/accounts", list_accounts),
+    web.get("/admin/api/accounts/{account_id}", get_account),
+    web.post("/admin/api/accounts/{account_id}/reset", reset_account),
+    web.post("/admin/api/accounts/{account_id}/fund", fund_account),
+    web.get("/admin/api/mode", get_mode),
+    web.post("/admin/api/mode", set_mode),
+]

@@ -1,0 +1,131 @@
+"""The app factory: builds the aiohttp application and does no I/O.
+
+Resources open in `cleanup_ctx` generators, in dependency order, and close in reverse:
+store (+ migrations) -> upstream session -> service (loads state) -> market watcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from . import admin, keys
+from .clock import Clock, SystemClock
+from .config import Settings
+from .errors import make_error_middleware
+from .metrics import Metrics
+from .routes import MEXC_ROUTES
+from .service import ModeState, PaperService
+from .store import Store
+from .upstream import HttpTransport, MexcClient, RecordingTransport, ReplayTransport, Transport
+from .watcher import MarketWatcher
+
+WATCHER = web.AppKey("watcher", MarketWatcher)
+
+
+def _metrics_middleware(metrics: Metrics) -> Callable:
+    requests = metrics.requests
+
+    @web.middleware
+    async def metrics_middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        status = 500
+        try:
+            resp = await handler(request)
+            status = resp.status
+            return resp
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            route = request.match_info.route.resource
+            path = route.canonical if route is not None else "unmatched"
+            requests.labels(path, str(status)).inc()
+
+    return metrics_middleware
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    transport: Transport | None = None,
+) -> web.Application:
+    """Build the app. `transport` replaces the upstream transport (tests)."""
+    metrics = Metrics()
+    app = web.Application(
+        middlewares=[_metrics_middleware(metrics), make_error_middleware(settings.reraise_unexpected)],
+        client_max_size=settings.server.max_body_bytes,
+        # ccxt sends batchOrders percent-encoded in the query: allow long request lines
+        handler_args={"max_line_size": 32768, "max_field_size": 16384},
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock or SystemClock()
+    app[keys.METRICS] = metrics
+    app[keys.MODE] = ModeState(settings.live_armed)
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = Store(settings.storage.path, settings.storage.synchronous)
+        await store.open()
+        app[keys.STORE] = store
+        yield
+        await store.close()
+
+    async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+        up = settings.upstream
+        t: Transport
+        if transport is not None:
+            t = transport
+        elif up.replay_path:
+            t = ReplayTransport(up.replay_path)
+        elif up.record_path:
+            rec = RecordingTransport(HttpTransport(up), up.record_path)
+            await rec.start()
+            t = rec
+        else:
+            http = HttpTransport(up)
+            await http.start()
+            t = http
+        client = MexcClient(
+            t,
+            up,
+            depth_limit=settings.paper.depth_limit,
+            trades_limit=settings.paper.trades_limit,
+            metrics=metrics,
+            clock=app[keys.CLOCK],
+        )
+        app[keys.UPSTREAM] = client
+        yield
+        await client.close()
+
+    async def service_ctx(app: web.Application) -> AsyncIterator[None]:
+        service = PaperService(
+            settings, app[keys.STORE], app[keys.UPSTREAM], app[keys.CLOCK], metrics, app[keys.MODE]
+        )
+        await service.start()
+        app[keys.SERVICE] = service
+        yield
+        await app[keys.STORE].flush()
+
+    async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
+        watcher = MarketWatcher(app[keys.SERVICE], app[keys.UPSTREAM], settings.paper.poll_interval_s)
+        app[WATCHER] = watcher
+        watcher.start()
+        yield
+        await watcher.stop()
+
+    app.cleanup_ctx.extend([store_ctx, upstream_ctx, service_ctx, watcher_ctx])
+    app.add_routes(admin.ADMIN_ROUTES)
+    app.add_routes(MEXC_ROUTES)
+    if settings.dashboard.enabled:
+        from .dashboard import create_dashboard_app
+
+        app.add_subapp("/dashboard/", create_dashboard_app(settings))
+        app.router.add_get("/", _to_dashboard)
+    return app
+
+
+async def _to_dashboard(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/dashboard/")

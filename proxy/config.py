@@ -1,0 +1,489 @@
+"""Settings: loaded once from config.yaml + environment into frozen dataclasses.
+
+`load_settings(path, environ)` is the only place that reads the config file or the
+environment. Validation is eager: an unknown key, a missing required value, a bad value, a
+money value that is not a quoted decimal string, or an unset `${VAR}` raises ConfigError
+naming the key (the process exits with code 2). JSON is valid YAML and loads too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .engine.model import FillModel
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key."""
+
+
+def mask_key(key: str) -> str:
+    """`mx0vglpaperdemo` -> `mx0v...demo`: enough to recognise, never the whole key."""
+    if len(key) <= 8:
+        return key[:2] + "..."
+    return f"{key[:4]}...{key[-4:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # required for dashboard actions and the admin API when host is not loopback
+    admin_token: str | None = field(default=None, repr=False)
+    # largest accepted request body (bytes); larger bodies get HTTP 413 (MEXC JSON)
+    max_body_bytes: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    base_url: str = "https://api.mexc.com"
+    timeout_s: float = 10.0
+    connect_timeout_s: float = 3.0
+    max_connections: int = 32
+    exchange_info_ttl_s: float = 300.0
+    # how old a book / trades / last price the engine may use (ms)
+    market_cache_ms: int = 250
+    # write every public upstream answer to this cassette (vcrpy YAML) while running
+    record_path: str | None = None
+    # serve the upstream from this cassette instead of the network (offline)
+    replay_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    path: str = "./data/paper.sqlite3"
+    # SQLite synchronous level: FULL survives power loss, NORMAL survives process crashes
+    synchronous: str = "FULL"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSettings:
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettings:
+    api_key: str
+    secret_key: str = field(repr=False)
+    # None when the account lists no balances (then PAPER_TRADING_INITIAL_BALANCE_* apply)
+    balances: Mapping[str, Decimal] | None = None
+    name: str | None = None
+
+    def __repr__(self) -> str:
+        return f"AccountSettings(api_key={mask_key(self.api_key)!r}, name={self.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class FeeOverride:
+    maker: Decimal | None = None
+    taker: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaperSettings:
+    fill_model: FillModel = FillModel.QUEUE
+    poll_interval_s: float = 1.0
+    depth_limit: int = 100
+    trades_limit: int = 100
+    market_slippage_cap: Decimal = Decimal("0.05")
+    limit_maker_cross: str = "reject"
+    # per-symbol fee overrides; key "*" applies to every symbol
+    fees: Mapping[str, FeeOverride] = field(default_factory=dict)
+    mx_deduct_discount: Decimal = Decimal("0.2")
+    enforce_spot_trading_allowed: bool = False
+    enforce_percent_price: bool = True
+    max_open_orders: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    enabled: bool = True
+    # how often the equity curve gets a point per account (seconds)
+    equity_interval_s: float = 60.0
+    quote_asset: str = "USDT"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    accounts: tuple[AccountSettings, ...] = ()
+    paper: PaperSettings = field(default_factory=PaperSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    # derived from the mode rule at load time
+    mode: str = "paper"
+    # PAPER_TRADING_INITIAL_BALANCE_<ASSET> from the environment
+    initial_balances: Mapping[str, Decimal] = field(default_factory=dict)
+    # tests: let unexpected exceptions propagate instead of becoming MEXC 500s
+    reraise_unexpected: bool = False
+    config_path: str | None = None
+
+    @property
+    def live_armed(self) -> bool:
+        """Both halves of the mode rule were set at start (config flag and env var)."""
+        return self.mode == "live"
+
+    def starting_balances(self, account: AccountSettings) -> dict[str, Decimal]:
+        if account.balances is not None:
+            return dict(account.balances)
+        return dict(self.initial_balances)
+
+
+# --------------------------------------------------------------------------- loading
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_BOOL_ENV = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _substitute(value: Any, path: str, environ: Mapping[str, str]) -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string scalar."""
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path}: environment variable ${{{name}}} is not set")
+
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, f"{path}[{i}]", environ) for i, v in enumerate(value)]
+    return value
+
+
+class _Section:
+    """Reads one mapping, checking types and rejecting unknown keys."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: must be a mapping")
+        self.data = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        self.used.add(key)
+        return self.data.get(key, default)
+
+    def str(self, key: str, default: str | None, required: bool = False) -> str | None:
+        v = self.raw(key)
+        if v is None:
+            if required:
+                raise ConfigError(f"{self._key(key)}: required value is missing")
+            return default
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise ConfigError(f"{self._key(key)}: must be a string")
+        s = str(v)
+        if required and not s:
+            raise ConfigError(f"{self._key(key)}: required value is empty")
+        return s
+
+    def int(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        v = self.raw(key)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, int | str):
+            raise ConfigError(f"{self._key(key)}: must be an integer")
+        try:
+            n = int(v)
+        except ValueError:
+            raise ConfigError(f"{self._key(key)}: must be an integer, got {v!r}") from None
+        if (lo is not None and n < lo) or (hi is not None and n > hi):
+            raise ConfigError(f"{self._key(key)}: must be between {lo} and {hi}, got {n}")
+        return n
+
+    def float(self, key: str, default: float, positive: bool = True) -> float:
+        v = self.raw(key)
+        if v is None:
+            return default
+        if isinstance(v, bool):
+            raise ConfigError(f"{self._key(key)}: must be a number")
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self._key(key)}: must be a number, got {v!r}") from None
+        if positive and not f > 0:
+            raise ConfigError(f"{self._key(key)}: must be greater than 0, got {v!r}")
+        return f
+
+    def bool(self, key: str, default: bool) -> bool:
+        v = self.raw(key)
+        if v is None:
+            return default
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.lower() in _BOOL_ENV:
+            return _BOOL_ENV[v.lower()]
+        raise ConfigError(f"{self._key(key)}: must be true or false, got {v!r}")
+
+    def money(self, key: str, default: Decimal | None) -> Decimal | None:
+        v = self.raw(key)
+        if v is None:
+            return default
+        return parse_money(v, self._key(key))
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        v = self.str(key, default)
+        assert v is not None
+        if v not in choices:
+            raise ConfigError(f"{self._key(key)}: must be one of {', '.join(choices)}, got {v!r}")
+        return v
+
+    def done(self) -> None:
+        unknown = sorted(set(map(str, self.data)) - self.used)
+        if unknown:
+            raise ConfigError(f"{self._key(unknown[0])}: unknown key")
+
+
+def parse_money(value: Any, key: str) -> Decimal:
+    """Money in config is a quoted decimal string (YAML `0.001` would be a float)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: money must be a quoted decimal string, e.g. \"10000\"")
+    if not _DECIMAL.match(value.strip()):
+        raise ConfigError(f"{key}: not a decimal number: {value!r}")
+    try:
+        d = Decimal(value.strip())
+    except InvalidOperation:
+        raise ConfigError(f"{key}: not a decimal number: {value!r}") from None
+    if d < 0:
+        raise ConfigError(f"{key}: must not be negative: {value!r}")
+    return d
+
+
+def parse_bool_env(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v not in _BOOL_ENV:
+        raise ConfigError(
+            f"{name}: must be one of true/false/1/0/yes/no, got {value!r}"
+        )
+    return _BOOL_ENV[v]
+
+
+def _balances(value: Any, key: str) -> dict[str, Decimal]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: must be a mapping of asset to amount")
+    out: dict[str, Decimal] = {}
+    for asset, amount in value.items():
+        if not isinstance(asset, str) or not asset.strip():
+            raise ConfigError(f"{key}: asset names must be strings")
+        out[asset.strip().upper()] = parse_money(amount, f"{key}.{asset}")
+    return out
+
+
+def _accounts(value: Any) -> tuple[AccountSettings, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError("accounts: must be a list")
+    out: list[AccountSettings] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        sec = _Section(item, f"accounts[{i}]")
+        api_key = sec.str("api_key", None, required=True)
+        secret = sec.str("secret_key", None, required=True)
+        assert api_key is not None and secret is not None
+        if api_key in seen:
+            raise ConfigError(f"accounts[{i}].api_key: duplicate api key {mask_key(api_key)}")
+        seen.add(api_key)
+        raw_bal = sec.raw("balances")
+        balances = None if raw_bal is None else _balances(raw_bal, f"accounts[{i}].balances")
+        name = sec.str("name", None)
+        sec.done()
+        out.append(AccountSettings(api_key, secret, balances, name))
+    return tuple(out)
+
+
+def _fees(value: Any) -> dict[str, FeeOverride]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError("paper.fees: must be a mapping of symbol to {maker, taker}")
+    out: dict[str, FeeOverride] = {}
+    for symbol, spec in value.items():
+        sec = _Section(spec, f"paper.fees.{symbol}")
+        maker = sec.money("maker", None)
+        taker = sec.money("taker", None)
+        sec.done()
+        out[str(symbol).upper() if symbol != "*" else "*"] = FeeOverride(maker, taker)
+    return out
+
+
+def settings_from_mapping(
+    data: Any, environ: Mapping[str, str], config_path: str | None = None
+) -> Settings:
+    data = _substitute(data if data is not None else {}, "", environ)
+    root = _Section(data, "")
+
+    s = _Section(root.raw("server"), "server")
+    server = ServerSettings(
+        host=s.str("host", "127.0.0.1") or "127.0.0.1",
+        port=s.int("port", 8080, 0, 65535),
+        admin_token=s.str("admin_token", None) or None,
+        max_body_bytes=s.int("max_body_bytes", 65536, 1024, 64 * 1024 * 1024),
+    )
+    s.done()
+
+    u = _Section(root.raw("upstream"), "upstream")
+    base_url = u.str("base_url", "https://api.mexc.com") or ""
+    if not re.match(r"^https?://[^/\s]+", base_url):
+        raise ConfigError(f"upstream.base_url: must be an http(s) URL, got {base_url!r}")
+    upstream = UpstreamSettings(
+        base_url=base_url.rstrip("/"),
+        timeout_s=u.float("timeout_s", 10.0),
+        connect_timeout_s=u.float("connect_timeout_s", 3.0),
+        max_connections=u.int("max_connections", 32, 1, 1000),
+        exchange_info_ttl_s=u.float("exchange_info_ttl_s", 300.0),
+        market_cache_ms=u.int("market_cache_ms", 250, 0, 60000),
+        record_path=u.str("record_path", None) or None,
+        replay_path=u.str("replay_path", None) or None,
+    )
+    u.done()
+    if upstream.record_path and upstream.replay_path:
+        raise ConfigError("upstream.record_path: cannot record while replaying (replay_path is set)")
+
+    st = _Section(root.raw("storage"), "storage")
+    storage = StorageSettings(
+        path=st.str("path", "./data/paper.sqlite3", required=False) or "./data/paper.sqlite3",
+        synchronous=st.choice("synchronous", "FULL", ("FULL", "NORMAL")),
+    )
+    st.done()
+
+    lv = _Section(root.raw("live"), "live")
+    live = LiveSettings(enabled=lv.bool("enabled", False))
+    lv.done()
+
+    lg = _Section(root.raw("logging"), "logging")
+    logging_ = LoggingSettings(
+        level=lg.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        format=lg.choice("format", "text", ("text", "json")),
+    )
+    lg.done()
+
+    accounts = _accounts(root.raw("accounts"))
+
+    p = _Section(root.raw("paper"), "paper")
+    paper = PaperSettings(
+        fill_model=FillModel(p.choice("fill_model", "queue", tuple(m.value for m in FillModel))),
+        poll_interval_s=p.float("poll_interval_s", 1.0),
+        depth_limit=p.int("depth_limit", 100, 5, 5000),
+        trades_limit=p.int("trades_limit", 100, 1, 1000),
+        market_slippage_cap=p.money("market_slippage_cap", Decimal("0.05")) or Decimal("0.05"),
+        limit_maker_cross=p.choice("limit_maker_cross", "reject", ("reject", "cancel")),
+        fees=_fees(p.raw("fees")),
+        mx_deduct_discount=p.money("mx_deduct_discount", Decimal("0.2")) or Decimal(0),
+        enforce_spot_trading_allowed=p.bool("enforce_spot_trading_allowed", False),
+        enforce_percent_price=p.bool("enforce_percent_price", True),
+        max_open_orders=p.int("max_open_orders", 500, 1, 100000),
+    )
+    p.done()
+    if paper.mx_deduct_discount >= 1:
+        raise ConfigError("paper.mx_deduct_discount: must be below 1")
+
+    d = _Section(root.raw("dashboard"), "dashboard")
+    dashboard = DashboardSettings(
+        enabled=d.bool("enabled", True),
+        equity_interval_s=d.float("equity_interval_s", 60.0),
+        quote_asset=(d.str("quote_asset", "USDT") or "USDT").upper(),
+    )
+    d.done()
+    root.done()
+
+    # --- environment overrides from the original design ---
+    paper_env = environ.get("PAPER_TRADING")
+    paper_trading = True if paper_env is None else parse_bool_env("PAPER_TRADING", paper_env)
+    if live.enabled and paper_trading:
+        raise ConfigError(
+            "live.enabled is true but the environment variable PAPER_TRADING=false is missing: "
+            "live passthrough needs both; refusing to start"
+        )
+    if not live.enabled and not paper_trading:
+        raise ConfigError(
+            "PAPER_TRADING=false is set but live.enabled: true is missing in the config: "
+            "live passthrough needs both; refusing to start"
+        )
+    mode = "live" if live.enabled and not paper_trading else "paper"
+
+    initial: dict[str, Decimal] = {}
+    prefix = "PAPER_TRADING_INITIAL_BALANCE_"
+    for name, value in environ.items():
+        if name.startswith(prefix) and len(name) > len(prefix):
+            initial[name[len(prefix):].upper()] = parse_money(value, name)
+
+    return Settings(
+        server=server,
+        upstream=upstream,
+        storage=storage,
+        live=live,
+        logging=logging_,
+        accounts=accounts,
+        paper=paper,
+        dashboard=dashboard,
+        mode=mode,
+        initial_balances=initial,
+        config_path=config_path,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+is_loopback = _is_loopback
+
+
+def resolve_config_path(cli_path: str | None, environ: Mapping[str, str]) -> Path | None:
+    """--config, else $PROXY_CONFIG, else ./config.yaml if present, else None (defaults)."""
+    if cli_path:
+        return Path(cli_path)
+    env = environ.get("PROXY_CONFIG")
+    if env:
+        return Path(env)
+    default = Path("config.yaml")
+    return default if default.exists() else None
+
+
+def load_settings(path: Path | str | None, environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    data: Any = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"config file {p}: {exc.strerror or exc}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p}: not valid YAML: {exc}") from None
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"config file {p}: the top level must be a mapping")
+    return settings_from_mapping(data, environ, str(path) if path is not None else None)

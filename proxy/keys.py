@@ -1,0 +1,22 @@
+"""Every typed application key. Handlers read app state through these only."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .clock import Clock
+from .config import Settings
+from .metrics import Metrics
+from .service import ModeState, PaperService
+from .store import Store
+from .upstream import MexcClient
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+METRICS = web.AppKey("metrics", Metrics)
+MODE = web.AppKey("mode", ModeState)
+STORE = web.AppKey("store", Store)
+UPSTREAM = web.AppKey("upstream", MexcClient)
+SERVICE = web.AppKey("service", PaperService)
+# set by the dashboard sub-app's parent so it can read the API app's state
+PARENT = web.AppKey("parent", web.Application)

@@ -1,0 +1,43 @@
+"""Prometheus metrics, in a registry owned by the app (no module-level singletons)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "mexc_paper_requests", "HTTP requests by route and status", ["path", "status"],
+            registry=r,
+        )
+        self.orders = Counter(
+            "mexc_paper_orders", "Order commands by type and outcome", ["type", "outcome"],
+            registry=r,
+        )
+        self.fills = Counter(
+            "mexc_paper_fills", "Paper fills by liquidity role", ["role"], registry=r
+        )
+        self.upstream_latency = Histogram(
+            "mexc_paper_upstream_seconds",
+            "Upstream request latency",
+            ["path"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "mexc_paper_upstream_errors", "Upstream failures by path and kind", ["path", "kind"],
+            registry=r,
+        )
+        self.open_orders = Gauge(
+            "mexc_paper_open_orders", "Open paper orders (all accounts)", registry=r
+        )
+        self.commit_batches = Counter(
+            "mexc_paper_commit_batches", "Group-commit transactions written", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

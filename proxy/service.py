@@ -1,0 +1,517 @@
+"""Orchestration: market data in, engine, store, state swap. The API and dashboard call this.
+
+One command = one engine run = one durable commit:
+  1. gather what the engine needs from the upstream (rules, book, last price; awaits),
+  2. run the pure engine on the in-memory state (synchronous: no other command can
+     interleave, so the asyncio event loop is the lock),
+  3. install its writes in memory (so the next command sees the reservation),
+  4. await the group commit; only then is the command acknowledged.
+If a commit fails, every command in that batch gets an error and the in-memory state is
+reloaded from the database, so memory never keeps what the disk does not have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from .clock import Clock
+from .config import AccountSettings, Settings, mask_key
+from .engine import matching
+from .engine.model import (
+    ZERO,
+    Balance,
+    Fill,
+    Order,
+    Rejection,
+    RejectReason,
+    SymbolRules,
+    Trade,
+)
+from .engine.rules import EngineConfig, NewOrder
+from .engine.state import AccountState, EngineState, SymbolOrders, Txn, apply, check_invariants
+from .errors import REJECT_TO_ERR, ApiError, Err
+from .metrics import Metrics
+from .store import Changes, Store, StoreError, reset_statements
+from .upstream import MexcClient, UpstreamError
+
+log = logging.getLogger("proxy.service")
+
+MX_QUOTE_SYMBOL = "MXUSDT"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    account_id: int
+    secret: bytes
+    settings: AccountSettings
+
+
+class ModeState:
+    """The runtime mode. Live is possible only when it was armed at start (both halves of
+    the mode rule); switching live -> paper is always allowed."""
+
+    def __init__(self, armed: bool) -> None:
+        self.armed = armed
+        self.current = "live" if armed else "paper"
+
+    @property
+    def is_live(self) -> bool:
+        return self.current == "live"
+
+    def switch(self, mode: str) -> None:
+        if mode not in ("paper", "live"):
+            raise ValueError(f"unknown mode {mode!r}")
+        if mode == "live" and not self.armed:
+            raise PermissionError(
+                "live mode was not armed at start (needs live.enabled: true in the config "
+                "and PAPER_TRADING=false in the environment)"
+            )
+        self.current = mode
+
+
+def _reject_error(rej: Rejection) -> ApiError:
+    err = REJECT_TO_ERR[rej.reason]
+    if rej.reason is RejectReason.INVALID_PARAMETER:
+        return ApiError(err, rej.detail)
+    return ApiError(err, rej.detail, **rej.params)
+
+
+class PaperService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        upstream: MexcClient,
+        clock: Clock,
+        metrics: Metrics,
+        mode: ModeState,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.upstream = upstream
+        self.clock = clock
+        self.metrics = metrics
+        self.mode = mode
+        p = settings.paper
+        self.cfg = EngineConfig(
+            fill_model=p.fill_model,
+            market_slippage_cap=p.market_slippage_cap,
+            limit_maker_cross=p.limit_maker_cross,
+            enforce_spot_trading_allowed=p.enforce_spot_trading_allowed,
+            enforce_percent_price=p.enforce_percent_price,
+            max_open_orders=p.max_open_orders,
+            mx_discount=p.mx_deduct_discount,
+        )
+        self.state = EngineState()
+        self.keys: dict[str, KeyInfo] = {}
+        self.accounts: dict[int, KeyInfo] = {}
+        self._reloading: asyncio.Task[None] | None = None
+        self.listeners: list[asyncio.Queue[str]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        now = self.clock.now_ms()
+        for acct in self.settings.accounts:
+            account_id, created = await self.store.ensure_account(
+                acct.api_key, self.settings.starting_balances(acct), now, self.settings.mode
+            )
+            info = KeyInfo(account_id, acct.secret_key.encode(), acct)
+            self.keys[acct.api_key] = info
+            self.accounts[account_id] = info
+            if created:
+                log.info(
+                    "paper account created",
+                    extra={"account": mask_key(acct.api_key), "mode": self.settings.mode},
+                )
+        await self._load()
+        self.store.on_failure = self._on_store_failure
+
+    async def _load(self) -> None:
+        loaded = await self.store.load()
+        state = EngineState()
+        for account_id, api_key, mx in loaded.accounts:
+            if account_id in self.accounts:
+                state.accounts[account_id] = AccountState(account_id, api_key, mx_deduct=mx)
+        for account_id, bal in loaded.balances:
+            if account_id in state.accounts:
+                state.accounts[account_id].balances[bal.asset] = bal
+        for order in loaded.open_orders:
+            acct = state.accounts.get(order.account_id)
+            if acct is None:
+                continue
+            acct.open_orders[order.order_id] = order
+            if order.client_order_id is not None:
+                acct.client_ids[order.client_order_id] = order.order_id
+            state.open_by_symbol.setdefault(order.symbol, SymbolOrders()).put(order)
+        if loaded.max_seq is not None:
+            state.next_seq = max(state.next_seq, loaded.max_seq + 1)
+        check_invariants(state)
+        self.state = state
+        self.metrics.open_orders.set(sum(len(a.open_orders) for a in state.accounts.values()))
+
+    def _on_store_failure(self, exc: BaseException) -> None:
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.ensure_future(self._reload_after_failure())
+
+    async def _reload_after_failure(self) -> None:
+        await asyncio.sleep(0)
+        try:
+            await self._load()
+            log.warning("in-memory state reloaded from the database after a failed write")
+        except Exception:
+            log.exception("reloading state after a failed write also failed")
+
+    # ------------------------------------------------------------------ helpers
+    def account(self, account_id: int) -> AccountState:
+        return self.state.accounts[account_id]
+
+    def account_ids(self) -> list[int]:
+        return sorted(self.state.accounts)
+
+    def label(self, account_id: int) -> str:
+        info = self.accounts.get(account_id)
+        if info is None:
+            return str(account_id)
+        return info.settings.name or mask_key(info.settings.api_key)
+
+    def _effective_rules(self, rules: SymbolRules) -> SymbolRules:
+        fees = self.settings.paper.fees
+        o = fees.get(rules.symbol) or fees.get("*")
+        if o is None:
+            return rules
+        return replace(
+            rules,
+            maker_fee=o.maker if o.maker is not None else rules.maker_fee,
+            taker_fee=o.taker if o.taker is not None else rules.taker_fee,
+        )
+
+    async def rules(self, symbol: str) -> SymbolRules:
+        if not _valid_symbol(symbol):
+            raise ApiError(Err.INVALID_SYMBOL)
+        try:
+            return self._effective_rules(await self.upstream.rules(symbol))
+        except UpstreamError as exc:
+            if exc.kind == "invalid_symbol":
+                raise ApiError(Err.INVALID_SYMBOL) from None
+            raise ApiError(
+                Err.NO_VALID_TRADE_PRICE, f"market data unavailable ({exc.kind})"
+            ) from None
+
+    async def _mx_price(self, quote_asset: str) -> Decimal | None:
+        if quote_asset != "USDT":
+            return None
+        return await self.upstream.last_price(MX_QUOTE_SYMBOL)
+
+    async def _commit(self, txn: Txn) -> None:
+        """Install the Txn in memory and wait until it is on disk."""
+        changes = Changes.from_txn(txn, self.mode.current)
+        apply(self.state, txn)
+        for f in txn.fills:
+            self.metrics.fills.labels("maker" if f.is_maker else "taker").inc()
+        try:
+            await self.store.commit(changes)
+        except StoreError:
+            raise ApiError(Err.INTERNAL, "storage write failed") from None
+        self._notify()
+
+    def _notify(self) -> None:
+        for q in self.listeners:
+            if q.empty():
+                q.put_nowait("change")
+
+    def _audit_reject(self, account_id: int, cmd: NewOrder, err: ApiError) -> None:
+        from .engine.model import Event
+
+        ev = Event(
+            "order.rejected",
+            account_id,
+            self.clock.now_ms(),
+            {
+                "symbol": cmd.symbol,
+                "side": cmd.side.value,
+                "type": cmd.type.value,
+                "price": cmd.price,
+                "quantity": cmd.quantity,
+                "quote_order_qty": cmd.quote_order_qty,
+                "code": err.code,
+                "msg": err.msg,
+            },
+        )
+        self.store.submit(Changes(events=[(ev, self.mode.current)]))
+
+    # ------------------------------------------------------------------ orders
+    async def _run_submit(
+        self, account_id: int, cmd: NewOrder, rules: SymbolRules
+    ) -> matching.Result:
+        acct = self.account(account_id)
+        if (
+            cmd.client_order_id is not None
+            and cmd.client_order_id not in acct.client_ids
+            and await self.store.client_id_exists(account_id, cmd.client_order_id)
+        ):
+            raise ApiError(Err.DUPLICATE_ORDER)
+        try:
+            if acct.mx_deduct:
+                book, last, mx = await asyncio.gather(
+                    self.upstream.book(cmd.symbol),
+                    self.upstream.last_price(cmd.symbol),
+                    self._mx_price(rules.quote_asset),
+                )
+            else:
+                book, last = await asyncio.gather(
+                    self.upstream.book(cmd.symbol), self.upstream.last_price(cmd.symbol)
+                )
+                mx = None
+        except UpstreamError as exc:
+            raise ApiError(
+                Err.NO_VALID_TRADE_PRICE, f"market data unavailable ({exc.kind})"
+            ) from None
+        return matching.submit(
+            self.state, account_id, cmd, rules, book, last, mx, self.cfg, self.clock.now_ms()
+        )
+
+    async def place_order(self, account_id: int, cmd: NewOrder, test: bool = False) -> Order | None:
+        """A new order (or a test order, which is validated the same way and discarded)."""
+        try:
+            rules = await self.rules(cmd.symbol)
+            result = await self._run_submit(account_id, cmd, rules)
+        except ApiError as err:
+            self.metrics.orders.labels(cmd.type.value, "rejected").inc()
+            if not test:
+                self._audit_reject(account_id, cmd, err)
+            raise
+        if result.rejection is not None:
+            err = _reject_error(result.rejection)
+            self.metrics.orders.labels(cmd.type.value, "rejected").inc()
+            if not test:
+                self._audit_reject(account_id, cmd, err)
+            raise err
+        if test:
+            self.metrics.orders.labels(cmd.type.value, "test").inc()
+            return None
+        await self._commit(result.txn)
+        assert result.order is not None
+        self.metrics.orders.labels(cmd.type.value, result.order.status.value.lower()).inc()
+        self.metrics.open_orders.set(
+            sum(len(a.open_orders) for a in self.state.accounts.values())
+        )
+        return result.order
+
+    async def place_batch(
+        self, account_id: int, cmds: list[NewOrder | ApiError]
+    ) -> list[Order | ApiError]:
+        """Each order runs through the engine in turn; all accepted ones are committed in
+        one transaction. Per-element errors are returned in place."""
+        out: list[Order | ApiError] = []
+        txns: list[Txn] = []
+        for cmd in cmds:
+            if isinstance(cmd, ApiError):
+                out.append(cmd)
+                continue
+            try:
+                rules = await self.rules(cmd.symbol)
+                result = await self._run_submit(account_id, cmd, rules)
+            except ApiError as err:
+                self.metrics.orders.labels(cmd.type.value, "rejected").inc()
+                self._audit_reject(account_id, cmd, err)
+                out.append(err)
+                continue
+            if result.rejection is not None:
+                err = _reject_error(result.rejection)
+                self.metrics.orders.labels(cmd.type.value, "rejected").inc()
+                self._audit_reject(account_id, cmd, err)
+                out.append(err)
+                continue
+            apply(self.state, result.txn)
+            txns.append(result.txn)
+            assert result.order is not None
+            self.metrics.orders.labels(cmd.type.value, result.order.status.value.lower()).inc()
+            out.append(result.order)
+        if txns:
+            merged = Changes()
+            for t in txns:
+                merged.merge(Changes.from_txn(t, self.mode.current))
+            try:
+                await self.store.commit(merged)
+            except StoreError:
+                raise ApiError(Err.INTERNAL, "storage write failed") from None
+            self._notify()
+        return out
+
+    def find_open(
+        self, account_id: int, order_id: str | None, client_order_id: str | None
+    ) -> Order | None:
+        acct = self.account(account_id)
+        if order_id is not None:
+            return acct.open_orders.get(order_id)
+        if client_order_id is not None:
+            oid = acct.client_ids.get(client_order_id)
+            if oid is not None:
+                return acct.open_orders.get(oid)
+        return None
+
+    async def get_order(
+        self,
+        account_id: int,
+        symbol: str | None,
+        order_id: str | None,
+        client_order_id: str | None,
+    ) -> Order:
+        order = self.find_open(account_id, order_id, client_order_id)
+        if order is None:
+            order = await self.store.get_order(account_id, order_id, client_order_id)
+        if order is None or (symbol is not None and order.symbol != symbol):
+            raise ApiError(Err.ORDER_NOT_FOUND)
+        return order
+
+    async def cancel_order(
+        self,
+        account_id: int,
+        symbol: str,
+        order_id: str | None,
+        client_order_id: str | None,
+    ) -> Order:
+        order = self.find_open(account_id, order_id, client_order_id)
+        if order is None or order.symbol != symbol:
+            raise ApiError(Err.UNKNOWN_ORDER)
+        result = matching.cancel(self.state, account_id, [order.order_id], self.clock.now_ms())
+        await self._commit(result.txn)
+        assert result.order is not None
+        self.metrics.orders.labels(order.type.value, "canceled").inc()
+        return result.order
+
+    async def cancel_open(self, account_id: int, symbols: Iterable[str] | None) -> list[Order]:
+        acct = self.account(account_id)
+        wanted = None if symbols is None else set(symbols)
+        ids = [
+            o.order_id
+            for o in sorted(acct.open_orders.values(), key=lambda o: o.seq)
+            if wanted is None or o.symbol in wanted
+        ]
+        if not ids:
+            return []
+        result = matching.cancel(self.state, account_id, ids, self.clock.now_ms())
+        await self._commit(result.txn)
+        for o in result.orders:
+            self.metrics.orders.labels(o.type.value, "canceled").inc()
+        return list(result.orders)
+
+    def open_orders(self, account_id: int, symbols: Iterable[str] | None = None) -> list[Order]:
+        wanted = None if symbols is None else set(symbols)
+        return sorted(
+            (
+                o
+                for o in self.account(account_id).open_orders.values()
+                if wanted is None or o.symbol in wanted
+            ),
+            key=lambda o: o.seq,
+        )
+
+    async def all_orders(
+        self,
+        account_id: int,
+        symbol: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+        statuses: tuple[str, ...] | None = None,
+    ) -> list[Order]:
+        rows = await self.store.orders(account_id, symbol, start_ms, end_ms, limit, statuses=statuses)
+        # open orders are fresher in memory than on disk (queue estimates, fills in flight)
+        acct = self.account(account_id)
+        return [acct.open_orders.get(o.order_id, o) for o in rows]
+
+    async def my_trades(
+        self,
+        account_id: int,
+        symbol: str,
+        order_id: str | None,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+    ) -> list[Fill]:
+        return await self.store.fills(account_id, symbol, order_id, start_ms, end_ms, limit)
+
+    def balances(self, account_id: int) -> list[Balance]:
+        return sorted(self.account(account_id).balances.values(), key=lambda b: b.asset)
+
+    async def set_mx_deduct(self, account_id: int, enabled: bool) -> bool:
+        acct = self.account(account_id)
+        ch = Changes(
+            statements=[
+                ("UPDATE accounts SET mx_deduct = ? WHERE id = ?", (1 if enabled else 0, account_id))
+            ]
+        )
+        from .engine.model import Event
+
+        ch.events.append(
+            (
+                Event("account.mx_deduct", account_id, self.clock.now_ms(), {"enabled": enabled}),
+                self.mode.current,
+            )
+        )
+        acct.mx_deduct = enabled
+        await self.store.commit(ch)
+        return enabled
+
+    # ------------------------------------------------------------------ market
+    def watched_symbols(self) -> list[str]:
+        return sorted(self.state.open_by_symbol)
+
+    async def on_market(self, symbol: str, book: object, trades: list[Trade]) -> int:
+        """Feed the fill models; returns the number of fills produced."""
+        mx_prices: dict[str, Decimal] = {}
+        if any(a.mx_deduct for a in self.state.accounts.values()):
+            price = await self.upstream.last_price(MX_QUOTE_SYMBOL)
+            if price is not None:
+                mx_prices["USDT"] = price
+        txn = matching.on_market(
+            self.state, symbol, book, trades, self.cfg, mx_prices, self.clock.now_ms()  # type: ignore[arg-type]
+        )
+        if txn.empty:
+            apply(self.state, txn)
+            return 0
+        await self._commit(txn)
+        self.metrics.open_orders.set(sum(len(a.open_orders) for a in self.state.accounts.values()))
+        return len(txn.fills)
+
+    # ------------------------------------------------------------------ admin
+    async def reset_account(self, account_id: int) -> None:
+        info = self.accounts[account_id]
+        acct = self.account(account_id)
+        balances = self.settings.starting_balances(info.settings)
+        now = self.clock.now_ms()
+        from .engine.model import Event
+
+        ch = Changes(statements=reset_statements(account_id, balances, now, self.state.next_seq))
+        ch.events.append(
+            (Event("account.reset", account_id, now, {"balances": balances}), self.mode.current)
+        )
+        await self.store.commit(ch)
+        for o in list(acct.open_orders.values()):
+            idx = self.state.open_by_symbol.get(o.symbol)
+            if idx is not None:
+                idx.remove(o)
+                if not idx:
+                    del self.state.open_by_symbol[o.symbol]
+        acct.open_orders.clear()
+        acct.client_ids.clear()
+        acct.balances = {a: Balance(a, v, ZERO) for a, v in balances.items()}
+        self._notify()
+
+    async def fund(self, account_id: int, asset: str, amount: Decimal) -> Balance:
+        txn = Txn(self.state, self.clock.now_ms())
+        b = txn.balance(account_id, asset)
+        new = Balance(asset, b.free + amount, b.locked)
+        txn.set_balance(account_id, new)
+        txn.emit("account.fund", account_id, asset=asset, amount=amount)
+        await self._commit(txn)
+        return new
+
+
+def _valid_symbol(symbol: str) -> bool:
+    return 2 <= len(symbol) <= 40 and symbol.isascii() and symbol.isalnum() and symbol.isupper()

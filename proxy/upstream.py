@@ -1,0 +1,483 @@
+"""The upstream: one ClientSession to MEXC (or a cassette), coalescing, short caches.
+
+`MexcClient` is the only code that talks to the upstream. Public GETs go through
+`get()` (identical concurrent GETs share one upstream call; some answers are cached for a
+TTL). Live passthrough of signed requests goes through `forward()`, which nothing calls in
+paper mode. Transport and HTTP failures become `UpstreamError`; a MEXC 5xx means "status
+unknown", not "failed", so callers never treat it as a definite answer.
+
+Transports: `HttpTransport` (the network), `ReplayTransport` (serves a vcrpy-format cassette
+offline, cycling through the recorded answers for the same request so a recorded market
+moves) and `RecordingTransport` (tees every public answer into a cassette while running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+import yaml
+from yarl import URL
+
+from . import jsonutil
+from .config import UpstreamSettings
+from .engine.model import Book, SymbolRules, Trade
+from .parsers import (
+    ShapeError,
+    parse_depth,
+    parse_error,
+    parse_exchange_info,
+    parse_ticker_price,
+    parse_trades,
+)
+
+log = logging.getLogger("proxy.upstream")
+
+# hop-by-hop headers (RFC 9110 section 7.6.1) are never passed on; these are kept
+PASS_HEADERS = ("Retry-After",)
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    status: int
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_json(self) -> bool:
+        if "json" in self.content_type:
+            return True
+        b = self.body.lstrip()[:1]
+        return b in (b"{", b"[")
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+
+class UpstreamError(Exception):
+    """The upstream could not give a usable answer.
+
+    kind: "connect" (refused/reset), "timeout", "http" (a non-2xx answer), "shape" (a body
+    that is not MEXC's), "replay" (no recording for the request), "invalid_symbol".
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        status: int | None = None,
+        code: int | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+
+class Transport(Protocol):
+    async def request(
+        self,
+        method: str,
+        path: str,
+        raw_query: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RawResponse: ...
+
+    async def close(self) -> None: ...
+
+
+def _keep_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple((k, headers[k]) for k in PASS_HEADERS if k in headers)
+
+
+class HttpTransport:
+    def __init__(self, settings: UpstreamSettings) -> None:
+        self.base = settings.base_url
+        self.timeout = aiohttp.ClientTimeout(
+            total=settings.timeout_s,
+            connect=settings.connect_timeout_s,
+            sock_connect=settings.connect_timeout_s,
+        )
+        self.max_connections = settings.max_connections
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+        )
+        self.session = aiohttp.ClientSession(
+            timeout=self.timeout,
+            connector=connector,
+            auto_decompress=True,
+            headers={"User-Agent": "mexc-paper"},
+        )
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        raw_query: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RawResponse:
+        assert self.session is not None, "transport not started"
+        url = URL(f"{self.base}{path}?{raw_query}" if raw_query else f"{self.base}{path}", encoded=True)
+        try:
+            async with self.session.request(
+                method, url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                data = await resp.read()
+                return RawResponse(
+                    resp.status,
+                    data,
+                    resp.headers.get("Content-Type", ""),
+                    _keep_headers(resp.headers),
+                )
+        except TimeoutError:
+            raise UpstreamError("timeout", f"upstream timed out: {method} {path}") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise UpstreamError("shape", f"upstream body truncated: {exc}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError("connect", f"upstream unreachable: {type(exc).__name__}") from None
+
+
+# --------------------------------------------------------------------------- cassettes
+
+
+def _norm_query(q: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(parse_qsl(q, keep_blank_values=True)))
+
+
+def load_cassette(path: str | Path) -> list[dict[str, Any]]:
+    """Interactions of a vcrpy (v1 YAML) cassette."""
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+        raise ValueError(f"{path}: not a vcrpy cassette (no interactions list)")
+    return data["interactions"]
+
+
+def interaction_parts(it: dict[str, Any]) -> tuple[str, str, str, RawResponse]:
+    """(method, path, raw query, response) of one cassette interaction."""
+    req, resp = it["request"], it["response"]
+    parts = urlsplit(req["uri"])
+    body = resp.get("body", {}).get("string", b"")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    hdrs = resp.get("headers") or {}
+    ctype = ""
+    extra = []
+    for k, v in hdrs.items():
+        value = v[0] if isinstance(v, list) and v else str(v)
+        if k.lower() == "content-type":
+            ctype = value
+        elif k in PASS_HEADERS:
+            extra.append((k, value))
+    status = int(resp.get("status", {}).get("code", 200))
+    return req["method"].upper(), parts.path, parts.query, RawResponse(status, body, ctype, tuple(extra))
+
+
+class ReplayTransport:
+    """Serves recorded answers. An exact (order-insensitive) query match wins, else any
+    recording of the same path; repeated requests cycle through the recordings in order,
+    so the recorded market moves between snapshots."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.exact: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[RawResponse]] = {}
+        self.by_path: dict[tuple[str, str], list[RawResponse]] = {}
+        self.turn: dict[Any, int] = {}
+        for it in load_cassette(path):
+            method, p, q, resp = interaction_parts(it)
+            self.exact.setdefault((method, p, _norm_query(q)), []).append(resp)
+            self.by_path.setdefault((method, p), []).append(resp)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        raw_query: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RawResponse:
+        key: Any = (method, path, _norm_query(raw_query))
+        answers = self.exact.get(key)
+        if answers is None:
+            key = (method, path)
+            answers = self.by_path.get(key)
+        if not answers:
+            raise UpstreamError("replay", f"no recording for {method} {path} in {self.path}")
+        i = self.turn.get(key, 0)
+        self.turn[key] = i + 1
+        return answers[i % len(answers)]
+
+    async def close(self) -> None:
+        return None
+
+
+class RecordingTransport:
+    """Tees every public GET answer into a cassette (vcrpy v1 YAML), appending as it goes.
+
+    The file stays valid YAML after every write: `version: 1` then `interactions:` with
+    list items appended at column 0. Only unsigned public GETs reach this transport; live
+    passthrough bypasses it, so no key or signature is ever written.
+    """
+
+    def __init__(self, inner: HttpTransport, path: str | Path) -> None:
+        self.inner = inner
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            self.path.write_text("version: 1\ninteractions:\n", encoding="utf-8")
+        self.count = 0
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        raw_query: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RawResponse:
+        resp = await self.inner.request(method, path, raw_query, body, headers)
+        if method == "GET" and not headers:
+            self._append(path, raw_query, resp)
+        return resp
+
+    def _append(self, path: str, raw_query: str, resp: RawResponse) -> None:
+        uri = f"{self.inner.base}{path}" + (f"?{raw_query}" if raw_query else "")
+        try:
+            text: str | bytes = resp.body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = resp.body
+        hdrs: dict[str, list[str]] = {"Content-Type": [resp.content_type]}
+        for k, v in resp.headers:
+            hdrs[k] = [v]
+        item = {
+            "request": {"body": None, "headers": {}, "method": "GET", "uri": uri},
+            "response": {
+                "body": {"string": text},
+                "headers": hdrs,
+                "status": {"code": resp.status, "message": ""},
+            },
+        }
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(yaml.safe_dump([item], sort_keys=True, allow_unicode=True, width=1_000_000))
+        self.count += 1
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+# --------------------------------------------------------------------------- the client
+
+
+_KNOWN_PATHS = frozenset(
+    {
+        "/api/v3/ping", "/api/v3/time", "/api/v3/defaultSymbols", "/api/v3/symbol/offline",
+        "/api/v3/exchangeInfo", "/api/v3/depth", "/api/v3/trades", "/api/v3/historicalTrades",
+        "/api/v3/aggTrades", "/api/v3/klines", "/api/v3/avgPrice", "/api/v3/ticker/24hr",
+        "/api/v3/ticker/price", "/api/v3/ticker/bookTicker", "/api/v1/contract/detail",
+    }
+)
+
+
+class MexcClient:
+    def __init__(
+        self,
+        transport: Transport,
+        settings: UpstreamSettings,
+        depth_limit: int = 100,
+        trades_limit: int = 100,
+        metrics: Any = None,
+        clock: Any = None,
+    ) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.depth_limit = depth_limit
+        self.trades_limit = trades_limit
+        self.metrics = metrics
+        self._clock = clock
+        self._inflight: dict[tuple[str, str], asyncio.Future[RawResponse]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, RawResponse]] = {}
+        self._parsed: dict[tuple[str, str], tuple[RawResponse, Any]] = {}
+        self.last_error: str | None = None
+        self.last_ok_ms: int | None = None
+        self.calls = 0
+
+    def _now_ms(self) -> int:
+        return self._clock.now_ms() if self._clock is not None else time.time_ns() // 1_000_000
+
+    async def close(self) -> None:
+        for fut in list(self._inflight.values()):
+            fut.cancel()
+        await self.transport.close()
+
+    # ---- raw ----
+    async def _fetch(self, path: str, raw_query: str) -> RawResponse:
+        label = path if path in _KNOWN_PATHS else "other"
+        t0 = time.perf_counter()
+        self.calls += 1
+        try:
+            resp = await self.transport.request("GET", path, raw_query)
+        except UpstreamError as exc:
+            self.last_error = f"{exc.kind}: {exc}"
+            if self.metrics is not None:
+                self.metrics.upstream_errors.labels(label, exc.kind).inc()
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.upstream_latency.labels(label).observe(time.perf_counter() - t0)
+        if resp.status < 500:
+            self.last_ok_ms = self._now_ms()
+            self.last_error = None
+        else:
+            self.last_error = f"http {resp.status}"
+            if self.metrics is not None:
+                self.metrics.upstream_errors.labels(label, "http5xx").inc()
+        return resp
+
+    async def get(self, path: str, raw_query: str = "", ttl_ms: int = 0) -> RawResponse:
+        """A public GET: cached for `ttl_ms` when 200, identical in-flight calls coalesced."""
+        key = (path, raw_query)
+        if ttl_ms:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+        fut = self._inflight.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(self._fetch(path, raw_query))
+            self._inflight[key] = fut
+            fut.add_done_callback(lambda _f, k=key: self._inflight.pop(k, None))
+        resp = await asyncio.shield(fut)
+        if ttl_ms and resp.status == 200:
+            self._cache[key] = (time.monotonic() + ttl_ms / 1000, resp)
+        return resp
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        raw_query: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+    ) -> RawResponse:
+        """Live passthrough of a signed request, unchanged. Never used in paper mode."""
+        return await self.transport.request(method, path, raw_query, body, headers)
+
+    # ---- parsed, for the engine ----
+    @staticmethod
+    def _decode(path: str, resp: RawResponse) -> Any:
+        """The JSON of a 200 answer; anything else becomes an UpstreamError."""
+        try:
+            data = jsonutil.loads(resp.body)
+        except Exception:
+            raise UpstreamError(
+                "shape" if resp.status < 500 else "http",
+                f"upstream {path} answered {resp.status} with a non-JSON body",
+                status=resp.status,
+            ) from None
+        if resp.status != 200:
+            err = parse_error(data)
+            raise UpstreamError(
+                "http",
+                f"upstream {path} answered {resp.status}" + (f": {err[1]}" if err else ""),
+                status=resp.status,
+                code=err[0] if err else None,
+                retry_after=resp.header("Retry-After"),
+            )
+        return data
+
+    async def _parsed_value(self, path: str, raw_query: str, ttl_ms: int, parse: Any) -> Any:
+        """GET, decode and parse once per distinct upstream answer."""
+        resp = await self.get(path, raw_query, ttl_ms)
+        key = (path, raw_query)
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] is resp:
+            return cached[1]
+        data = self._decode(path, resp)
+        try:
+            value = parse(data)
+        except ShapeError as exc:
+            raise UpstreamError("shape", f"upstream {path}: {exc}") from None
+        self._parsed[key] = (resp, value)
+        return value
+
+    async def rules(self, symbol: str) -> SymbolRules:
+        ttl = int(self.settings.exchange_info_ttl_s * 1000)
+        try:
+            all_rules = await self._parsed_value(
+                "/api/v3/exchangeInfo", f"symbol={symbol}", ttl, parse_exchange_info
+            )
+        except UpstreamError as exc:
+            if exc.status == 400 and exc.code in (-1121, 30014, 10007, 400):
+                raise UpstreamError("invalid_symbol", f"invalid symbol {symbol}") from None
+            raise
+        rules = all_rules.get(symbol)
+        if rules is None:
+            raise UpstreamError("invalid_symbol", f"exchangeInfo has no symbol {symbol}")
+        return rules
+
+    async def all_rules(self) -> dict[str, SymbolRules]:
+        ttl = int(self.settings.exchange_info_ttl_s * 1000)
+        return await self._parsed_value("/api/v3/exchangeInfo", "", ttl, parse_exchange_info)
+
+    async def book(self, symbol: str, max_age_ms: int | None = None) -> Book:
+        ttl = self.settings.market_cache_ms if max_age_ms is None else max_age_ms
+        seen = self._now_ms()
+        return await self._parsed_value(
+            "/api/v3/depth",
+            f"symbol={symbol}&limit={self.depth_limit}",
+            ttl,
+            lambda data: parse_depth(symbol, data, seen),
+        )
+
+    async def trades(self, symbol: str, max_age_ms: int | None = None) -> list[Trade]:
+        ttl = self.settings.market_cache_ms if max_age_ms is None else max_age_ms
+        return await self._parsed_value(
+            "/api/v3/trades", f"symbol={symbol}&limit={self.trades_limit}", ttl, parse_trades
+        )
+
+    async def last_price(self, symbol: str) -> Decimal | None:
+        """Latest trade price (for PERCENT_PRICE_BY_SIDE and MX fees); None if unknown."""
+        try:
+            prices = await self._parsed_value(
+                "/api/v3/ticker/price",
+                f"symbol={symbol}",
+                self.settings.market_cache_ms,
+                parse_ticker_price,
+            )
+        except UpstreamError:
+            return None
+        return prices.get(symbol)
+
+    async def all_prices(self, ttl_ms: int = 5000) -> dict[str, Decimal]:
+        with contextlib.suppress(UpstreamError):
+            return await self._parsed_value(
+                "/api/v3/ticker/price", "", ttl_ms, parse_ticker_price
+            )
+        return {}

@@ -1,0 +1,133 @@
+"""The real process: `python -m proxy` starts, answers /healthz, stops cleanly on signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "cassettes" / "demo.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("PAPER_TRADING", "PROXY_"))}
+    e.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "proxy", *args], cwd=cwd, env=e,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 15) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited early: {proc.communicate()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                return json.loads(r.read())
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("no /healthz answer")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_starts_on_committed_config_and_stops_on_signal(tmp_path: Path, sig: int) -> None:
+    port = free_port()
+    proc = start(
+        ["--config", str(ROOT / "config.yaml"), "--port", str(port), "--replay", str(DEMO)],
+        cwd=tmp_path,
+    )
+    try:
+        health = wait_healthy(port, proc)
+        assert health["status"] == "ok"
+        assert health["mode"] == "paper"
+        assert health["storage"]["ok"] is True
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=5)
+        assert time.monotonic() - t0 < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    line = next(ln for ln in err.splitlines() if "started mode=" in ln)
+    assert "mode=PAPER" in line
+    assert f"listen=http://127.0.0.1:{port}" in line
+    assert f"upstream=replay:{DEMO}" in line
+    assert "db=./data/paper.sqlite3" in line
+    assert "accounts=1" in line
+    assert "keys=mx0v...demo" in line
+    assert "mx0vglpaperdemo" not in err and "paperdemosecret" not in err
+    assert (tmp_path / "data" / "paper.sqlite3").exists()
+
+
+def test_live_half_armed_refuses_to_start_and_names_live_enabled(tmp_path: Path) -> None:
+    proc = start(["--config", str(ROOT / "config.yaml")], cwd=tmp_path, env={"PAPER_TRADING": "false"})
+    _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert "live.enabled" in err
+    assert "refusing to start" in err
+
+
+def test_config_error_exits_2_and_names_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("server:\n  prot: 8080\n")
+    proc = start(["--config", str(cfg)], cwd=tmp_path)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert "server.prot: unknown key" in err
+
+
+def test_proxy_config_env_names_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "other.yaml"
+    cfg.write_text("paper:\n  fill_model: nonsense\n")
+    proc = start([], cwd=tmp_path, env={"PROXY_CONFIG": str(cfg)})
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert "paper.fill_model" in err
+
+
+def test_help_lists_the_options(tmp_path: Path) -> None:
+    proc = start(["--help"], cwd=tmp_path)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    for opt in ("--config", "--host", "--port", "--replay"):
+        assert opt in out
+
+
+def test_docker_command_starts_outside_docker(tmp_path: Path) -> None:
+    """The image's CMD with the image's environment, run as a plain process."""
+    port = free_port()
+    cmd = None
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("CMD "):
+            cmd = json.loads(line[4:])
+    assert cmd is not None and cmd[:3] == ["python", "-m", "proxy"]
+    args = cmd[3:]
+    args[args.index("--port") + 1] = str(port)
+    args[args.index("--host") + 1] = "127.0.0.1"  # the test must not listen on 0.0.0.0
+    env = {"PROXY_CONFIG": str(ROOT / "config.yaml"), "MEXC_PAPER_DB": str(tmp_path / "d" / "p.db")}
+    proc = start([*args, "--replay", str(DEMO)], cwd=tmp_path, env=env)
+    try:
+        assert wait_healthy(port, proc)["mode"] == "paper"
+        assert (tmp_path / "d" / "p.db").exists()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=5)
+    assert proc.returncode == 0
