@@ -47,6 +47,9 @@ class Err(enum.Enum):
         "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
     )
     RECV_WINDOW_TOO_LARGE = (400, 700005, "recvWindow must less than 60000")
+    # doc table (section 2.4); we send it for text that is not valid UTF-8 (bytes or
+    # lone-surrogate JSON escapes), which nothing downstream could store or echo
+    ILLEGAL_CHARACTERS = (400, 700008, "Illegal characters found in parameter")
     NO_PERMISSION = (400, 700007, "No permission to access the endpoint.")
 
     # --- parameters ---

@@ -13,7 +13,7 @@ Timing rule: accept iff `timestamp < server_time + 1000` and
 from __future__ import annotations
 
 import hmac as _std_hmac
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as _hmac
@@ -36,31 +36,68 @@ def split_signature(raw: str) -> tuple[str, str | None]:
     Returns the remaining text (pairs joined as they were) and the signature value, or
     (raw, None) when there is none.
     """
-    if "signature=" not in raw:
-        return raw, None
-    pairs = raw.split("&")
-    for i, pair in enumerate(pairs):
-        if pair.startswith("signature="):
-            del pairs[i]
-            return "&".join(pairs), pair[10:]
-    return raw, None
+    # (string searches instead of split/join: this runs on every signed request)
+    if raw.startswith("signature="):
+        start = 0
+    else:
+        start = raw.find("&signature=") + 1
+        if start == 0:
+            return raw, None
+    end = raw.find("&", start)
+    if end < 0:
+        return raw[: max(start - 1, 0)], raw[start + 10 :]
+    return raw[:start] + raw[end + 1 :], raw[start + 10 : end]
 
 
 def is_well_formed(signature: str) -> bool:
-    return len(signature) == 64 and all(c in _HEX for c in signature)
+    return len(signature) == 64 and _HEX.issuperset(signature)
+
+
+def _reencode(raw: str, safe: str) -> str:
+    """Decode every pair and encode it again the way a client library would have.
+    Bytes that were not UTF-8 (a body decoded with surrogateescape) are encoded back as
+    the bytes they were, never raise."""
+    out = []
+    for pair in raw.split("&"):
+        k, eq, v = pair.partition("=")
+        out.append(
+            quote(unquote_plus(k), safe=safe, errors="surrogateescape")
+            + eq
+            + quote(unquote_plus(v), safe=safe, errors="surrogateescape")
+        )
+    return "&".join(out)
+
+
+# How client libraries percent-encode before signing: Python's urlencode(quote_via=quote)
+# (ccxt, pymexc) and JavaScript's encodeURIComponent (MEXC's JS SDK).
+_CLIENT_SAFE = ("", "-_.!~*'()")
 
 
 def verify(secret: bytes, query: str, body: str, signature: str) -> bool:
-    """Constant-time check of `signature` over `query + body` (signature pairs removed)."""
+    """Constant-time check of `signature` over `query + body` (signature pairs removed).
+
+    The bytes as received are tried first. Only if they fail: `+` read as `%20` (pymexc,
+    the official demo), then the parameters re-encoded as the common client libraries
+    encode them (an HTTP library between the signer and us may have normalised escapes,
+    e.g. `%3A` to `:`, as yarl does unless told the URL is already encoded). Every
+    variant signs the same decoded parameters, so none weakens the check (UNSURE whether
+    MEXC itself is this lenient).
+    """
     if not is_well_formed(signature):
         return False
+    given = signature.encode()
     payload = (query + body).encode("utf-8", "surrogateescape")
-    expected = sign(secret, payload).encode()
-    if _std_hmac.compare_digest(expected, signature.encode()):
+    if _std_hmac.compare_digest(sign(secret, payload).encode(), given):
         return True
     if b"+" in payload:
-        alt = sign(secret, payload.replace(b"+", b"%20")).encode()
-        return _std_hmac.compare_digest(alt, signature.encode())
+        alt = payload.replace(b"+", b"%20")
+        if _std_hmac.compare_digest(sign(secret, alt).encode(), given):
+            return True
+    for safe in _CLIENT_SAFE:
+        text = _reencode(query, safe) + _reencode(body, safe) if body else _reencode(query, safe)
+        alt = text.encode("utf-8", "surrogateescape")
+        if alt != payload and _std_hmac.compare_digest(sign(secret, alt).encode(), given):
+            return True
     return False
 
 

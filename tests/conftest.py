@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_upstream import FakeMexc
 from mexc_client import ccxt_query
 
+from proxy.accesslog import SafeAccessLogger
 from proxy.app import create_app
 from proxy.clock import FixedClock
 from proxy.config import (
@@ -56,6 +58,33 @@ def make_settings(tmp_path: Path, base_url: str = "http://127.0.0.1:9", **kw: An
         reraise_unexpected=kw.pop("reraise_unexpected", True),
         **kw,
     )
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: Any) -> Any:
+    """pytest-aiohttp's client, with the sidecar's query-free access logger (the default
+    aiohttp access log would write every signature into the log)."""
+
+    async def go(app: Any, **kw: Any) -> Any:
+        if isinstance(app, web.Application):
+            # TestServer drops constructor kwargs; start it ourselves with the logger
+            server = TestServer(app)
+            await server.start_server(access_log_class=SafeAccessLogger)
+            app = server
+        return await aiohttp_client(app, **kw)
+
+    return go
+
+
+@pytest.fixture
+def aiohttp_server(aiohttp_server: Any) -> Any:
+    """Fake upstreams too: live-mode tests forward signed requests to them."""
+
+    async def go(app: Any, **kw: Any) -> Any:
+        kw.setdefault("access_log_class", SafeAccessLogger)
+        return await aiohttp_server(app, **kw)
+
+    return go
 
 
 @pytest.fixture
@@ -103,3 +132,64 @@ def signed(client: TestClient, clock: FixedClock) -> Signer:
 def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+class _AllRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    # vcrpy logs every request the *test client* makes while a cassette is active
+    # ("Invoking Request http://127.0.0.1:.../api/v3/order?...&signature=..."), hosts it
+    # ignores included: that is the test's own traffic, not a line the sidecar wrote.
+    _HARNESS = ("vcr.", "vcr")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "vcr" or record.name.startswith(self._HARNESS):
+            return
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string is a bug of its own, keep the raw text
+            text = str(record.msg)
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.lines.append(f"{record.name}: {text}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs() -> Any:
+    """Across the whole suite: no API key, secret or signature is ever logged."""
+    import re
+
+    handler = _AllRecords()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+    forbidden = [KEY, SECRET, KEY2, SECRET2, "mx0vglpaperdemo", "paperdemosecret"]
+    sig = re.compile(r"[0-9a-f]{64}")
+    for line in handler.lines:
+        for word in forbidden:
+            assert word not in line, f"secret or full API key in a log line: {line[:200]!r}"
+        assert not sig.search(line), f"signature-like hex in a log line: {line[:200]!r}"
+
+
+@pytest.fixture(scope="session")
+def vcr_config() -> dict[str, Any]:
+    """Cassettes are reviewed artefacts: keys and signatures filtered, decoded bodies."""
+    return {
+        "filter_headers": ["X-MEXC-APIKEY"],
+        "filter_query_parameters": ["timestamp", "signature", "recvWindow"],
+        "decode_compressed_response": True,
+        "ignore_hosts": ["127.0.0.1", "localhost", "::1"],
+        "allow_playback_repeats": True,
+        "match_on": ["method", "scheme", "host", "port", "path", "query"],
+    }
+
+
+@pytest.fixture(scope="session")
+def vcr_cassette_dir() -> str:
+    return str(ROOT / "cassettes")
