@@ -306,6 +306,14 @@ _KNOWN_PATHS = frozenset(
 )
 
 
+def _is_json(body: bytes) -> bool:
+    try:
+        jsonutil.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
 class MexcClient:
     def __init__(
         self,
@@ -352,6 +360,17 @@ class MexcClient:
         finally:
             if self.metrics is not None:
                 self.metrics.upstream_latency.labels(label).observe(time.perf_counter() - t0)
+        if resp.status < 400 and not _is_json(resp.body):
+            # a truncated, empty or HTML "success" (a captive proxy, a maintenance page) is
+            # no answer at all: never forwarded to the bot, cached or parsed
+            exc = UpstreamError(
+                "shape", f"upstream {path} answered {resp.status} with a body that is not JSON",
+                status=resp.status,
+            )
+            self.last_error = f"shape: {exc}"
+            if self.metrics is not None:
+                self.metrics.upstream_errors.labels(label, "shape").inc()
+            raise exc
         if resp.status < 500:
             self.last_ok_ms = self._now_ms()
             self.last_error = None
@@ -445,6 +464,22 @@ class MexcClient:
     async def all_rules(self) -> dict[str, SymbolRules]:
         ttl = int(self.settings.exchange_info_ttl_s * 1000)
         return await self._parsed_value("/api/v3/exchangeInfo", "", ttl, parse_exchange_info)
+
+    def market_cached(self, symbol: str) -> bool:
+        """True when `book(symbol)` and `last_price(symbol)` would both answer from the
+        cache, without I/O: then awaiting them one after the other never suspends, and
+        the caller needs no tasks to run them side by side."""
+        if not self.settings.market_cache_ms:
+            return False
+        now = time.monotonic()
+        for key in (
+            ("/api/v3/depth", f"symbol={symbol}&limit={self.depth_limit}"),
+            ("/api/v3/ticker/price", f"symbol={symbol}"),
+        ):
+            hit = self._cache.get(key)
+            if hit is None or hit[0] <= now:
+                return False
+        return True
 
     async def book(self, symbol: str, max_age_ms: int | None = None) -> Book:
         ttl = self.settings.market_cache_ms if max_age_ms is None else max_age_ms

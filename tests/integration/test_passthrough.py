@@ -1,0 +1,362 @@
+"""Market-data passthrough, the upstream client, paper/live separation, record and replay.
+
+The vcrpy tests replay cassettes/ (built from the real recordings) for upstream
+https://api.mexc.com; the fake-upstream tests script delays, faults and counts calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from conftest import KEY, SECRET, make_settings
+from fake_upstream import FakeMexc, Fault
+from mexc_client import ccxt_query
+
+from proxy import parsers
+from proxy.app import create_app
+from proxy.clock import FixedClock
+from proxy.config import LiveSettings, UpstreamSettings
+from proxy.upstream import (
+    HttpTransport,
+    RecordingTransport,
+    ReplayTransport,
+    interaction_parts,
+    load_cassette,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+MEXC = "https://api.mexc.com"
+
+
+def mexc_settings(tmp_path: Path, **kw: Any) -> Any:
+    return make_settings(
+        tmp_path,
+        upstream=UpstreamSettings(base_url=MEXC, timeout_s=2, connect_timeout_s=1, market_cache_ms=0),
+        **kw,
+    )
+
+
+def recorded_public() -> list[tuple[str, str, Any]]:
+    out = []
+    for it in load_cassette(ROOT / "cassettes" / "mexc_public.yaml"):
+        _method, path, query, resp = interaction_parts(it)
+        out.append((path, query, resp))
+    return out
+
+
+# ------------------------------------------------------------------ vcrpy cassettes
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("mexc_public.yaml")
+async def test_every_recorded_public_path_passes_through_unchanged(
+    aiohttp_client: Any, tmp_path: Path, vcr: Any
+) -> None:
+    client = await aiohttp_client(create_app(mexc_settings(tmp_path)))
+    cases = recorded_public()
+    assert len(cases) >= 20
+    for path, query, want in cases:
+        if path == "/api/v3/time":
+            continue  # answered from the sidecar's clock
+        resp = await client.get(f"{path}?{query}" if query else path)
+        body = await resp.read()
+        assert resp.status == want.status, path
+        assert body == want.body, f"{path}?{query}"
+        assert resp.headers["Content-Type"].startswith("application/json")
+    assert vcr.play_count >= len(cases) - 1
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("mexc_public.yaml")
+async def test_exchange_info_is_cached_for_its_ttl(aiohttp_client: Any, tmp_path: Path, vcr: Any) -> None:
+    client = await aiohttp_client(create_app(mexc_settings(tmp_path)))
+    first = await (await client.get("/api/v3/exchangeInfo")).read()
+    plays = vcr.play_count
+    for _ in range(5):
+        assert await (await client.get("/api/v3/exchangeInfo")).read() == first
+    assert vcr.play_count == plays
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("mexc_errors.yaml")
+async def test_upstream_429_passes_through_with_retry_after(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(create_app(mexc_settings(tmp_path)))
+    resp = await client.get("/api/v3/ticker/price?symbol=BTCUSDT")
+    assert resp.status == 429
+    assert resp.headers["Retry-After"] == "7"
+    assert await resp.json() == {"code": 429, "msg": "Too Many Requests"}
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("mexc_errors.yaml")
+async def test_upstream_5xx_html_becomes_mexc_json_with_same_status(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(mexc_settings(tmp_path)))
+    resp = await client.get("/api/v3/depth?symbol=BTCUSDT&limit=100")
+    assert resp.status == 502
+    assert resp.headers["Content-Type"].startswith("application/json")
+    assert await resp.json() == {"code": 502, "msg": "Bad Gateway"}
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("mexc_errors.yaml")
+async def test_upstream_client_error_json_passes_through(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(create_app(mexc_settings(tmp_path)))
+    resp = await client.get("/api/v3/exchangeInfo?symbol=NOSUCHUSDT")
+    assert (resp.status, await resp.json()) == (400, {"code": -1121, "msg": "Invalid symbol."})
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("mexc_errors.yaml")
+async def test_order_on_unknown_symbol_is_invalid_symbol(aiohttp_client: Any, tmp_path: Path) -> None:
+    clock = FixedClock(1_767_205_900_000)
+    client = await aiohttp_client(create_app(mexc_settings(tmp_path), clock=clock))
+    q = ccxt_query({"symbol": "NOSUCHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1",
+                    "price": "1"}, SECRET, ts=clock.now_ms())
+    resp = await client.post(f"/api/v3/order?{q}", headers={"X-MEXC-APIKEY": KEY})
+    assert (resp.status, await resp.json()) == (400, {"code": -1121, "msg": "Invalid symbol."})
+
+
+def test_contract_every_recorded_response_parses() -> None:
+    """A re-recording that changes a shape fails here, loudly."""
+    parsers_by_path = {
+        "/api/v3/exchangeInfo": parsers.parse_exchange_info,
+        "/api/v3/depth": lambda d: parsers.parse_depth("BTCUSDT", d),
+        "/api/v3/trades": parsers.parse_trades,
+        "/api/v3/aggTrades": parsers.parse_agg_trades,
+        "/api/v3/ticker/price": parsers.parse_ticker_price,
+        "/api/v3/ticker/bookTicker": parsers.parse_book_ticker,
+        "/api/v3/ticker/24hr": parsers.parse_ticker_24hr,
+        "/api/v3/klines": parsers.parse_klines,
+        "/api/v3/avgPrice": parsers.parse_avg_price,
+        "/api/v3/time": parsers.parse_server_time,
+        "/api/v3/defaultSymbols": parsers.parse_default_symbols,
+        "/api/v1/contract/detail": parsers.parse_contract_detail,
+        "/api/v3/ping": lambda d: d == {} or (_ for _ in ()).throw(parsers.ShapeError("ping")),
+    }
+    seen: set[str] = set()
+    for name in ("mexc_public.yaml", "demo.yaml"):
+        for it in load_cassette(ROOT / "cassettes" / name):
+            _m, path, _q, resp = interaction_parts(it)
+            data = json.loads(resp.body)
+            parsers_by_path[path](data)
+            seen.add(path)
+    assert seen == set(parsers_by_path)
+    rules = parsers.parse_exchange_info(json.loads(recorded_public()[0][2].body)
+                                        if recorded_public()[0][0] == "/api/v3/exchangeInfo"
+                                        else _exchange_info())
+    btc = rules["BTCUSDT"]
+    assert (btc.base_precision, btc.price_precision, str(btc.min_qty), str(btc.min_notional)) == (
+        8, 2, "0.000001", "1")
+    assert (str(btc.taker_fee), str(btc.maker_fee), str(btc.bid_multiplier_up)) == ("0.0005", "0", "0.005")
+
+
+def _exchange_info() -> Any:
+    for path, query, resp in recorded_public():
+        if path == "/api/v3/exchangeInfo" and not query:
+            return json.loads(resp.body)
+    raise AssertionError("no exchangeInfo recording")
+
+
+def test_contract_error_bodies_parse() -> None:
+    for it in load_cassette(ROOT / "cassettes" / "mexc_errors.yaml"):
+        _m, path, _q, resp = interaction_parts(it)
+        if resp.is_json:
+            assert parsers.parse_error(json.loads(resp.body)) is not None, path
+
+
+def test_contract_ticker_with_timestamp_key_is_rejected() -> None:
+    """ccxt would parse a ticker with `timestamp` as a swap ticker (clients.md 1.5)."""
+    t = {"symbol": "X", "lastPrice": "1", "openPrice": "1", "highPrice": "1", "lowPrice": "1",
+         "volume": "1", "timestamp": 1}
+    with pytest.raises(parsers.ShapeError):
+        parsers.parse_ticker_24hr(t)
+
+
+# ------------------------------------------------------------------ fake upstream
+
+
+async def start(aiohttp_client: Any, fake_server: Any, tmp_path: Path,
+                clock: FixedClock | None = None, **kw: Any) -> TestClient:
+    settings = make_settings(tmp_path, str(fake_server.make_url("")).rstrip("/"), **kw)
+    return await aiohttp_client(create_app(settings, clock=clock))
+
+
+async def test_concurrent_identical_gets_share_one_upstream_call(
+    aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path
+) -> None:
+    client = await start(aiohttp_client, fake_server, tmp_path)
+    fake.faults["/api/v3/ticker/bookTicker"] = Fault(status=0, delay_s=0.2)
+    before = len(fake.seen)
+    resps = await asyncio.gather(*(client.get("/api/v3/ticker/bookTicker?symbol=BTCUSDT") for _ in range(10)))
+    bodies = {await r.read() for r in resps}
+    assert len(bodies) == 1
+    assert [s.path for s in fake.seen[before:]] == ["/api/v3/ticker/bookTicker"]
+
+
+async def test_upstream_down_gives_mexc_503_quickly(aiohttp_client: Any, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "http://127.0.0.1:9")  # nothing listens on port 9
+    client = await aiohttp_client(create_app(settings))
+    t0 = time.monotonic()
+    resp = await client.get("/api/v3/ticker/price?symbol=BTCUSDT")
+    assert time.monotonic() - t0 < 2
+    assert (resp.status, await resp.json()) == (
+        503, {"code": 503, "msg": "service not available, please try again"})
+
+
+async def test_upstream_timeout_gives_mexc_504_within_the_timeout(
+    aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path
+) -> None:
+    fake.faults["/api/v3/depth"] = Fault(status=0, delay_s=5)
+    settings = make_settings(
+        tmp_path, upstream=UpstreamSettings(base_url=str(fake_server.make_url("")).rstrip("/"),
+                                            timeout_s=0.5, connect_timeout_s=0.5))
+    client = await aiohttp_client(create_app(settings))
+    t0 = time.monotonic()
+    resp = await client.get("/api/v3/depth?symbol=BTCUSDT")
+    elapsed = time.monotonic() - t0
+    assert 0.4 < elapsed < 1.5
+    assert (resp.status, await resp.json()) == (504, {"code": 504, "msg": "Gateway Time-out"})
+
+
+async def test_contract_detail_is_forwarded_or_empty_offline(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path
+) -> None:
+    client = await start(aiohttp_client, fake_server, tmp_path)
+    resp = await client.get("/api/v1/contract/detail")
+    data = await resp.json()
+    assert data["code"] == 0 and data["data"]  # the recording, forwarded
+    offline = await aiohttp_client(create_app(make_settings(tmp_path / "o", "http://127.0.0.1:9")))
+    resp = await offline.get("/api/v1/contract/detail")
+    assert (resp.status, await resp.json()) == (200, {"success": True, "code": 0, "data": []})
+
+
+async def test_paper_mode_never_forwards_a_signature_or_api_key(
+    aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path, clock: FixedClock
+) -> None:
+    client = await start(aiohttp_client, fake_server, tmp_path, clock=clock)
+    # pymexc signs klines and sends its key header on every call
+    q = ccxt_query({"symbol": "BTCUSDT", "interval": "5m"}, SECRET, ts=clock.now_ms())
+    resp = await client.get(f"/api/v3/klines?{q}", headers={"X-MEXC-APIKEY": KEY})
+    assert resp.status == 200
+    forwarded = fake.seen[-1]
+    assert forwarded.path == "/api/v3/klines"
+    assert "signature" not in forwarded.query
+    assert forwarded.query.startswith("symbol=BTCUSDT&interval=5m&timestamp=")
+    # signed paths the engine does not serve are refused, not forwarded
+    seen = len(fake.seen)
+    for method, path in [("POST", "/api/v3/capital/withdraw"), ("GET", "/api/v3/capital/deposit/address"),
+                         ("POST", "/api/v3/capital/transfer"), ("GET", "/api/v3/sub-account/list")]:
+        q = ccxt_query({"coin": "USDT"}, SECRET, ts=clock.now_ms())
+        resp = await client.request(method, f"{path}?{q}", headers={"X-MEXC-APIKEY": KEY})
+        assert resp.status == 400
+        assert await resp.json() == {
+            "code": 730003, "msg": f"Unsupported operation: {path} is not available in paper mode"}
+    # and every order/account call stays local
+    local = [("GET", "/api/v3/account"), ("POST", "/api/v3/order"), ("GET", "/api/v3/openOrders")]
+    for method, path in local:
+        q = ccxt_query({"symbol": "BTCUSDT"}, SECRET, ts=clock.now_ms())
+        await client.request(method, f"{path}?{q}", headers={"X-MEXC-APIKEY": KEY})
+    assert fake.signed_requests() == []
+    assert all(s.path not in ("/api/v3/account", "/api/v3/order", "/api/v3/capital/withdraw")
+               for s in fake.seen[seen:])
+
+
+async def test_capital_config_getall_is_synthetic_and_read_only(signed: Any) -> None:
+    status, data = await signed("GET", "/api/v3/capital/config/getall")
+    assert status == 200
+    coins = {c["coin"]: c for c in data}
+    assert {"BTC", "USDT", "METAL", "RARI", "PYTH", "AO", "AMPED"} <= set(coins)
+    net = coins["BTC"]["networkList"][0]
+    assert net["depositEnable"] is False and net["withdrawEnable"] is False
+
+
+async def test_live_mode_forwards_signed_requests_unchanged(
+    aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path, clock: FixedClock
+) -> None:
+    settings = make_settings(tmp_path, str(fake_server.make_url("")).rstrip("/"),
+                             live=LiveSettings(enabled=True), mode="live")
+    app = create_app(settings, clock=clock)
+    client = await aiohttp_client(app)
+    q = ccxt_query({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1",
+                    "price": "1"}, "real-secret-we-never-see", ts=clock.now_ms())
+    resp = await client.post(f"/api/v3/order?{q}", headers={"X-MEXC-APIKEY": "mx0vrealkey12345"},
+                             data=b"extra=1")
+    assert resp.status == 404  # whatever the upstream says comes back
+    got = fake.seen[-1]
+    assert (got.method, got.path, got.query, got.body) == ("POST", "/api/v3/order", q, b"extra=1")
+    assert got.headers["X-MEXC-APIKEY"] == "mx0vrealkey12345"
+    from proxy import keys
+
+    await app[keys.STORE].flush()
+    events = await app[keys.STORE].events(kind="live.request")
+    assert events[0]["mode"] == "live"
+    assert events[0]["data"]["path"] == "/api/v3/order"
+    assert events[0]["data"]["api_key"] == "mx0v...2345"
+
+
+# ------------------------------------------------------------------ record and replay
+
+
+async def test_record_then_replay(aiohttp_server: Any, fake: FakeMexc, tmp_path: Path) -> None:
+    server = await aiohttp_server(fake.app())
+    up = UpstreamSettings(base_url=str(server.make_url("")).rstrip("/"))
+    rec = RecordingTransport(HttpTransport(up), tmp_path / "rec.yaml")
+    await rec.start()
+    try:
+        live1 = await rec.request("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=5")
+        fake.set_book("BTCUSDT", [("1", "2")], [("3", "4")])
+        live2 = await rec.request("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=5")
+        price = await rec.request("GET", "/api/v3/ticker/price", "symbol=BTCUSDT")
+    finally:
+        await rec.close()
+    assert rec.count == 3
+    replay = ReplayTransport(tmp_path / "rec.yaml")
+    r1 = await replay.request("GET", "/api/v3/depth", "limit=5&symbol=BTCUSDT")  # order-insensitive
+    r2 = await replay.request("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=5")
+    r3 = await replay.request("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=5")
+    assert (r1.body, r2.body, r3.body) == (live1.body, live2.body, live1.body)  # cycles
+    assert (await replay.request("GET", "/api/v3/ticker/price", "symbol=BTCUSDT")).body == price.body
+    # no recording at all for a path: a clear error, not a hang
+    from proxy.upstream import UpstreamError
+
+    with pytest.raises(UpstreamError, match="no recording"):
+        await replay.request("GET", "/api/v3/klines", "")
+    text = (tmp_path / "rec.yaml").read_text()
+    assert "signature" not in text and "X-MEXC-APIKEY" not in text
+
+
+async def test_offline_demo_fills_a_resting_order(aiohttp_client: Any, tmp_path: Path) -> None:
+    """The README's offline command: the recorded market moves and a resting buy fills."""
+    settings = make_settings(tmp_path, upstream=UpstreamSettings(
+        replay_path=str(ROOT / "cassettes" / "demo.yaml"), market_cache_ms=0))
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    from proxy import keys
+    from proxy.app import WATCHER
+
+    q = ccxt_query({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
+                    "price": "87700"}, SECRET)
+    resp = await client.post(f"/api/v3/order?{q}", headers={"X-MEXC-APIKEY": KEY})
+    ack = await resp.json()
+    assert resp.status == 200, ack
+    await app[WATCHER].wait_cycles(3)
+    q = ccxt_query({"symbol": "BTCUSDT", "orderId": ack["orderId"]}, SECRET)
+    order = await (await client.get(f"/api/v3/order?{q}", headers={"X-MEXC-APIKEY": KEY})).json()
+    assert order["status"] == "FILLED"
+    assert order["executedQty"] == "0.01"
+    assert order["cummulativeQuoteQty"] == "877"
+    balances = {b.asset: b for b in app[keys.SERVICE].balances(1)}
+    assert balances["BTC"].free == 1 + __import__("decimal").Decimal("0.01")
+
+
+def test_unused_web_import_guard() -> None:
+    assert web.Application  # keeps the aiohttp import meaningful for type hints above
