@@ -126,7 +126,16 @@ async def fund_account(request: web.Request) -> web.Response:
         amount = Decimal(str(data["amount"]))
     except (ValueError, KeyError, TypeError, InvalidOperation):
         raise web.HTTPBadRequest(reason='expected {"asset": "USDT", "amount": "100"}') from None
-    if not amount.is_finite() or amount <= 0 or not asset.isalnum() or len(asset) > 20:
+    if (
+        not amount.is_finite()
+        or amount <= 0
+        # a plausible amount: below 10^15 and at most 18 decimals (an exponent like 1e-999999999
+        # would be written out as a gigabyte of zeros; 10^5000 is no balance)
+        or amount.adjusted() >= 15
+        or -amount.as_tuple().exponent > 18  # type: ignore[operator]
+        or not asset.isalnum()
+        or len(asset) > 20
+    ):
         raise web.HTTPBadRequest(reason="amount must be a positive decimal, asset alphanumeric")
     await request.config_dict[keys.SERVICE].fund(account_id, asset, amount)
     return _json(account_summary(request, account_id))
@@ -146,7 +155,7 @@ async def set_mode(request: web.Request) -> web.Response:
     except (ValueError, KeyError, TypeError):
         raise web.HTTPBadRequest(reason='expected {"mode": "paper"|"live"}') from None
     try:
-        mode.switch(wanted)
+        await request.config_dict[keys.SERVICE].switch_mode(wanted, source="admin")
     except PermissionError as exc:
         raise web.HTTPForbidden(reason=str(exc)) from None
     except ValueError as exc:

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from . import jsonutil, keys, render, signing
 from .config import mask_key
-from .engine.model import OrderType, Side
+from .engine.model import Event, OrderType, Side
 from .engine.rules import NewOrder
 from .errors import ApiError, Err
 from .parsers import parse_exchange_info
@@ -34,6 +34,7 @@ JSON = "application/json"
 _DECIMAL = re.compile(r"^(\d+\.?\d*|\.\d+)$")
 _DIGITS = re.compile(r"^\d{1,19}$")
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+_MAX_INT64 = 2**63 - 1  # SQLite's INTEGER; larger times and ids cannot be stored or compared
 _STATUS_MSG = {500: "Internal error", 502: "Bad Gateway", 503: "service not available, please try again",
                504: "Gateway Time-out", 403: "Access Denied", 429: "Too Many Requests",
                401: "No authority", 404: "Not Found"}
@@ -74,8 +75,11 @@ def upstream_failure(exc: UpstreamError) -> ApiError:
 
 
 def _strip_auth_from_query(raw: str) -> str:
-    """A public call may carry a signature (pymexc signs klines/avgPrice): never forward it."""
-    rest, _sig = signing.split_signature(raw)
+    """A public call may carry a signature (pymexc signs klines/avgPrice): never forward
+    it, nor a second one."""
+    rest, sig = signing.split_signature(raw)
+    while sig is not None:
+        rest, sig = signing.split_signature(rest)
     return rest
 
 
@@ -88,7 +92,9 @@ async def passthrough(request: web.Request) -> web.Response:
         raw = _strip_auth_from_query(raw)
     ttl = int(settings.upstream.exchange_info_ttl_s * 1000) if request.path == "/api/v3/exchangeInfo" else 0
     try:
-        resp = await upstream.get(request.path, raw, ttl)
+        # the path as received, still percent-encoded: the decoded one may hold control
+        # characters or spaces that cannot go on a request line
+        resp = await upstream.get(request.rel_url.raw_path, raw, ttl)
     except UpstreamError as exc:
         raise upstream_failure(exc) from None
     return upstream_response(resp)
@@ -98,6 +104,8 @@ async def contract_detail(request: web.Request) -> web.Response:
     """ccxt's load_markets always asks for futures markets; answer even offline."""
     upstream = request.app[keys.UPSTREAM]
     raw = request.rel_url.raw_query_string
+    if "signature=" in raw:
+        raw = _strip_auth_from_query(raw)
     try:
         resp = await upstream.get(request.path, raw, 60_000)
         if resp.status == 200:
@@ -135,9 +143,12 @@ def _parse_body(text: str, params: dict[str, str]) -> tuple[str, str | None]:
             elif isinstance(v, bool):
                 params[k] = "true" if v else "false"
             elif isinstance(v, int | Decimal):
-                params[k] = jsonutil.fmt(Decimal(v))
+                params[k] = _number_text(Decimal(v))
             elif v is not None:
-                params[k] = jsonutil.dumps_str(v)
+                try:
+                    params[k] = jsonutil.dumps_str(v)
+                except TypeError:  # deeper than orjson renders (json.loads went further)
+                    raise ApiError(Err.PARAM_ERROR, "request body is nested too deeply") from None
         sig = params.get("signature")
         return text, sig if isinstance(sig, str) else None
     rest, sig = signing.split_signature(text)
@@ -185,7 +196,22 @@ async def authenticate(request: web.Request) -> tuple[KeyInfo, dict[str, str]]:
         raise ApiError(Err.TIMESTAMP_OUTSIDE_RECV_WINDOW)
     if not signing.verify(info.secret, query_rest, body_rest, sig):
         raise ApiError(Err.SIGNATURE_INVALID)
+    for k, v in params.items():
+        if not _is_utf8(k) or not _is_utf8(v):
+            raise ApiError(Err.ILLEGAL_CHARACTERS, k if _is_utf8(k) else None)
     return info, params
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text that came from bytes that were not UTF-8 (decoded with
+    surrogateescape) or from lone-surrogate JSON escapes: SQLite and orjson refuse it."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def forward_live(request: web.Request) -> web.Response:
@@ -205,8 +231,6 @@ async def forward_live(request: web.Request) -> web.Response:
         )
     except UpstreamError as exc:
         raise upstream_failure(exc) from None
-    from .engine.model import Event
-
     store.submit(
         Changes(
             events=[
@@ -254,6 +278,15 @@ def signed(handler: SignedHandler) -> Handler:
 # --------------------------------------------------------------------------- parameters
 
 
+def _number_text(d: Decimal) -> str:
+    """A JSON number as parameter text: plain notation when it could be an amount, else
+    its exponent form, which the decimal check rejects (plain `1e999999999` would be a
+    gigabyte of zeros)."""
+    if d.is_finite() and -40 <= d.adjusted() <= 40:
+        return jsonutil.fmt(d)
+    return str(d)
+
+
 def _required(params: dict[str, str], name: str) -> str:
     v = params.get(name)
     if v is None or v == "":
@@ -277,7 +310,7 @@ def _int_param(params: dict[str, str], name: str, default: int | None) -> int | 
     v = params.get(name)
     if v is None or v == "":
         return default
-    if not _DIGITS.match(v):
+    if not _DIGITS.match(v) or int(v) > _MAX_INT64:
         raise ApiError(Err.PARAM_ERROR, f"{name} must be an integer")
     return int(v)
 
@@ -383,12 +416,14 @@ def _element_params(item: Any) -> dict[str, str]:
         raise ApiError(Err.PARAM_ERROR, "each batch order must be an object")
     out: dict[str, str] = {}
     for k, v in item.items():
+        if not _is_utf8(str(k)) or (isinstance(v, str) and not _is_utf8(v)):
+            raise ApiError(Err.ILLEGAL_CHARACTERS, "batchOrders")
         if isinstance(v, str):
             out[str(k)] = v
         elif isinstance(v, bool) or v is None:
             continue
         elif isinstance(v, int | Decimal | float):
-            out[str(k)] = jsonutil.fmt(Decimal(str(v)))
+            out[str(k)] = _number_text(Decimal(str(v)))
     return out
 
 
@@ -498,17 +533,20 @@ async def all_orders(request: web.Request, info: KeyInfo, params: dict[str, str]
     if not 1 <= limit <= 1000:
         raise ApiError(Err.PARAM_ERROR, "limit must be between 1 and 1000")
     now = request.app[keys.CLOCK].now_ms()
-    if start is None and end is None:
-        start = now - _DAY
-    elif start is None:
-        assert end is not None
-        start = end - _DAY
-    elif end is not None and end - start > _WEEK:
+    if start is not None and end is not None and end - start > _WEEK:
         raise ApiError(Err.PARAM_ERROR, "startTime and endTime must be at most 7 days apart")
     service: PaperService = request.app[keys.SERVICE]
     await service.rules(symbol)
     statuses = _STATES.get(params.get("states", ""))
-    orders = await service.all_orders(info.account_id, symbol, start, end, limit, statuses)
+    if start is None:
+        # No startTime: the most recent `limit` orders of the 24 hours before endTime (or
+        # now), oldest first, as myTrades answers. A bot asking for its last order
+        # (ccxt fetch_orders/fetch_closed_orders with a limit) gets the last one.
+        window_start = (now if end is None else end) - _DAY
+        recent = await service.all_orders(info.account_id, symbol, None, end, limit, statuses)
+        orders = [o for o in recent if o.time_ms >= window_start]
+    else:
+        orders = await service.all_orders(info.account_id, symbol, start, end, limit, statuses)
     return respond([render.order_query(o) for o in orders])
 
 

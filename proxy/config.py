@@ -73,6 +73,8 @@ class LiveSettings:
 class LoggingSettings:
     level: str = "INFO"
     format: str = "text"
+    # one line per HTTP request (method, path, status, time; never the query string)
+    access_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +387,7 @@ def settings_from_mapping(
     logging_ = LoggingSettings(
         level=lg.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         format=lg.choice("format", "text", ("text", "json")),
+        access_log=lg.bool("access_log", False),
     )
     lg.done()
 

@@ -50,4 +50,7 @@ def loads_decimal(data: bytes | str) -> Any:
     """Parse JSON keeping non-integer numbers as Decimal (never float)."""
     if isinstance(data, bytes):
         data = data.decode()
-    return json.loads(data, parse_float=Decimal)
+    try:
+        return json.loads(data, parse_float=Decimal)
+    except RecursionError:  # nested junk (`[[[[...`): invalid input, not a crash
+        raise ValueError("JSON nested too deeply") from None

@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from . import jsonutil
 from .config import mask_key
 
-_SIG = re.compile(r"(signature=)[0-9A-Fa-f]{16,}")
+_SIG = re.compile(r"""(signature["']?\s*[=:]\s*["']?)[0-9A-Fa-f]{16,}""", re.IGNORECASE)
+# the key header as a malformed request's echo shows it (`X-MEXC-APIKEY: mx0v...`)
+_KEY_HEADER = re.compile(r"(x-mexc-apikey['\"]?\s*[:=]?\s*['\"]?)([A-Za-z0-9_-]{10,})", re.IGNORECASE)
 _STD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -30,13 +32,24 @@ class ContextFilter(logging.Filter):
         if not hasattr(record, "mode"):
             record.mode = self.mode_getter()
         msg = record.getMessage()
-        clean = _SIG.sub(r"\1<redacted>", msg)
+        clean = self.redact(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        # exception text too: aiohttp logs a malformed request with the raw request line
+        # and headers in the exception (signature and API key included)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+    def redact(self, text: str) -> str:
+        clean = _SIG.sub(r"\1<redacted>", text)
+        clean = _KEY_HEADER.sub(lambda m: m.group(1) + mask_key(m.group(2)), clean)
         for s in self.secrets:
             if s in clean:
                 clean = clean.replace(s, mask_key(s))
-        if clean != msg:
-            record.msg, record.args = clean, None
-        return True
+        return clean
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,8 +65,8 @@ class JsonFormatter(logging.Formatter):
         for k, v in record.__dict__.items():
             if k not in _STD and k not in out:
                 out[k] = v if isinstance(v, str | int | float | bool) or v is None else str(v)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            out["exc"] = record.exc_text or self.formatException(record.exc_info)
         return jsonutil.dumps_str(out)
 
 
@@ -71,4 +84,3 @@ def configure(level: str, fmt: str, mode_getter, secrets: Iterable[str] = ()) ->
     handler.addFilter(ContextFilter(mode_getter, secrets))
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -412,8 +412,17 @@ class Store:
         await fut
 
     def submit(self, changes: Changes) -> None:
-        """Queue changes nobody waits for (audit entries of rejected requests)."""
+        """Queue changes nobody waits for (audit entries of rejected requests). Their
+        data is serialised here first: an entry that cannot be written is dropped (and
+        logged) instead of failing the group-commit batch of other clients' orders."""
         if self._closing or self._wake is None:
+            return
+        try:
+            for e, _mode in changes.events:
+                jsonutil.dumps(e.data)
+        except TypeError as exc:  # orjson.JSONEncodeError
+            log.error("audit entry %s dropped: it cannot be serialised (%s)",
+                      changes.events[0][0].kind if changes.events else "?", exc)
             return
         self._pending.append((changes, None))
         self._wake.set()
@@ -500,9 +509,12 @@ class Store:
 
     # ---- reads (aiosqlite) ----
     async def _fetchall(self, sql: str, params: Iterable[Any]) -> list[Any]:
+        """Execute and fetch in ONE call on the reader thread. Separate execute/fetch
+        calls let concurrent reads overlap on the shared connection, which then never
+        leaves its read transaction and keeps serving a stale WAL snapshot: an order
+        acknowledged a moment ago would read as "Order does not exist"."""
         assert self.reader is not None
-        async with self.reader.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await self.reader.execute_fetchall(sql, tuple(params)))
 
     async def get_order(
         self, account_id: int, order_id: str | None = None, client_order_id: str | None = None

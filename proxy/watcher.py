@@ -27,6 +27,7 @@ from .upstream import MexcClient, UpstreamError
 log = logging.getLogger("proxy.watcher")
 
 TradeKey = tuple[int, object, object, bool]
+MAX_BACKOFF_S = 60.0
 
 
 def _key(t: Trade) -> TradeKey:
@@ -77,6 +78,7 @@ class MarketWatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.cycles = 0
+        self.started = 0
         self.cycle_done = asyncio.Condition()
 
     def start(self) -> None:
@@ -93,14 +95,18 @@ class MarketWatcher:
         self._wake.set()
 
     async def wait_cycles(self, n: int = 1) -> None:
-        """Wait until `n` more polling cycles have completed (tests)."""
+        """Wait until `n` polling cycles that start after this call have completed
+        (tests): a cycle already under way may have fetched the market before the caller's
+        change. Each cycle is poked, so this never waits out `poll_interval_s`."""
         async with self.cycle_done:
-            target = self.cycles + n
-            self.poke()
-            await self.cycle_done.wait_for(lambda: self.cycles >= target)
+            target = self.started + n
+            while self.cycles < target:
+                self.poke()
+                await self.cycle_done.wait()
 
     async def _run(self) -> None:
         while True:
+            self.started += 1
             try:
                 await self.poll_once()
             except asyncio.CancelledError:
@@ -134,10 +140,12 @@ class MarketWatcher:
             w.failures += 1
             w.last_error = f"{exc.kind}: {exc}"
             w.errors[exc.kind] = w.errors.get(exc.kind, 0) + 1
-            delay = min(60.0, self.interval * (2 ** min(w.failures, 6)))
+            delay = min(MAX_BACKOFF_S, self.interval * (2 ** min(w.failures, 6)))
             if exc.retry_after:
                 with contextlib.suppress(ValueError):
-                    delay = max(delay, float(exc.retry_after))
+                    # honoured up to the backoff cap: an absurd value ("inf", a day)
+                    # must not park the watcher for good
+                    delay = max(delay, min(float(exc.retry_after), MAX_BACKOFF_S))
             w.next_at = time.monotonic() + delay
             if not w.logged:
                 log.warning(
