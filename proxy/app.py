@@ -1,18 +1,21 @@
 """The app factory: builds the aiohttp application and does no I/O.
 
 Resources open in `cleanup_ctx` generators, in dependency order, and close in reverse:
-store (+ migrations) -> upstream session -> service (loads state) -> market watcher.
+store (+ migrations) -> upstream session -> service (loads state) -> market watcher ->
+equity recorder (with the dashboard).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from . import admin, keys
 from .clock import Clock, SystemClock
 from .config import Settings
+from .equity import EquityRecorder, PnlCache
 from .errors import make_error_middleware
 from .metrics import Metrics
 from .routes import MEXC_ROUTES
@@ -26,6 +29,8 @@ WATCHER = web.AppKey("watcher", MarketWatcher)
 
 def _metrics_middleware(metrics: Metrics) -> Callable:
     requests = metrics.requests
+    # (route, status) -> its counter: labels() validates and locks on every call
+    children: dict[tuple[str, int], Any] = {}
 
     @web.middleware
     async def metrics_middleware(
@@ -42,7 +47,10 @@ def _metrics_middleware(metrics: Metrics) -> Callable:
         finally:
             route = request.match_info.route.resource
             path = route.canonical if route is not None else "unmatched"
-            requests.labels(path, str(status)).inc()
+            counter = children.get((path, status))
+            if counter is None:
+                counter = children[(path, status)] = requests.labels(path, str(status))
+            counter.inc()
 
     return metrics_middleware
 
@@ -116,7 +124,20 @@ def create_app(
         yield
         await watcher.stop()
 
+    async def equity_ctx(app: web.Application) -> AsyncIterator[None]:
+        # after the service: the first equity point is recorded right after start
+        service = app[keys.SERVICE]
+        dash = settings.dashboard
+        recorder = EquityRecorder(service, app[keys.CLOCK], dash.equity_interval_s, dash.quote_asset)
+        app[keys.EQUITY] = recorder
+        app[keys.PNL] = PnlCache(service)
+        await recorder.start()
+        yield
+        await recorder.stop()
+
     app.cleanup_ctx.extend([store_ctx, upstream_ctx, service_ctx, watcher_ctx])
+    if settings.dashboard.enabled:
+        app.cleanup_ctx.append(equity_ctx)
     app.add_routes(admin.ADMIN_ROUTES)
     app.add_routes(MEXC_ROUTES)
     if settings.dashboard.enabled:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .clock import Clock
 from .config import Settings
+from .equity import EquityRecorder, PnlCache
 from .metrics import Metrics
 from .service import ModeState, PaperService
 from .store import Store
@@ -20,3 +21,9 @@ UPSTREAM = web.AppKey("upstream", MexcClient)
 SERVICE = web.AppKey("service", PaperService)
 # set by the dashboard sub-app's parent so it can read the API app's state
 PARENT = web.AppKey("parent", web.Application)
+# the background task that writes the equity curve (when the dashboard is enabled)
+EQUITY = web.AppKey("equity", EquityRecorder)
+# per-account PnL ledgers over the fills (read by the dashboard)
+PNL = web.AppKey("pnl", PnlCache)
+# dashboard sub-app: the per-process secret its CSRF tokens are signed with
+DASHBOARD_SECRET = web.AppKey("dashboard_secret", bytes)

@@ -24,6 +24,7 @@ from .engine import matching
 from .engine.model import (
     ZERO,
     Balance,
+    Event,
     Fill,
     Order,
     Rejection,
@@ -111,6 +112,9 @@ class PaperService:
         self.accounts: dict[int, KeyInfo] = {}
         self._reloading: asyncio.Task[None] | None = None
         self.listeners: list[asyncio.Queue[str]] = []
+        # account id -> how many times it was reset in this process (readers that cache
+        # an account's history start over when it changes)
+        self.resets: dict[int, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -224,8 +228,6 @@ class PaperService:
                 q.put_nowait("change")
 
     def _audit_reject(self, account_id: int, cmd: NewOrder, err: ApiError) -> None:
-        from .engine.model import Event
-
         ev = Event(
             "order.rejected",
             account_id,
@@ -261,6 +263,11 @@ class PaperService:
                     self.upstream.last_price(cmd.symbol),
                     self._mx_price(rules.quote_asset),
                 )
+            elif self.upstream.market_cached(cmd.symbol):
+                # both from the cache (the common case): in turn, without gather's tasks
+                book = await self.upstream.book(cmd.symbol)
+                last = await self.upstream.last_price(cmd.symbol)
+                mx = None
             else:
                 book, last = await asyncio.gather(
                     self.upstream.book(cmd.symbol), self.upstream.last_price(cmd.symbol)
@@ -446,8 +453,6 @@ class PaperService:
                 ("UPDATE accounts SET mx_deduct = ? WHERE id = ?", (1 if enabled else 0, account_id))
             ]
         )
-        from .engine.model import Event
-
         ch.events.append(
             (
                 Event("account.mx_deduct", account_id, self.clock.now_ms(), {"enabled": enabled}),
@@ -485,8 +490,6 @@ class PaperService:
         acct = self.account(account_id)
         balances = self.settings.starting_balances(info.settings)
         now = self.clock.now_ms()
-        from .engine.model import Event
-
         ch = Changes(statements=reset_statements(account_id, balances, now, self.state.next_seq))
         ch.events.append(
             (Event("account.reset", account_id, now, {"balances": balances}), self.mode.current)
@@ -501,7 +504,29 @@ class PaperService:
         acct.open_orders.clear()
         acct.client_ids.clear()
         acct.balances = {a: Balance(a, v, ZERO) for a, v in balances.items()}
+        self.resets[account_id] = self.resets.get(account_id, 0) + 1
         self._notify()
+
+    async def switch_mode(self, mode: str, source: str) -> bool:
+        """Switch the runtime mode (ModeState's rules: PermissionError when live was not
+        armed, ValueError for an unknown mode) and audit it as `mode.switch`. Returns
+        whether the mode changed. If the audit entry cannot be written, a switch to live
+        is undone (paper is the safe side) and StoreError is raised."""
+        old = self.mode.current
+        self.mode.switch(mode)
+        if mode == old:
+            return False
+        log.warning("mode switched from %s to %s (%s)", old.upper(), mode.upper(), source)
+        ev = Event("mode.switch", None, self.clock.now_ms(), {"from": old, "to": mode, "source": source})
+        try:
+            await self.store.commit(Changes(events=[(ev, mode)]))
+        except StoreError:
+            if mode == "live":
+                self.mode.switch("paper")
+            raise
+        finally:
+            self._notify()
+        return True
 
     async def fund(self, account_id: int, asset: str, amount: Decimal) -> Balance:
         txn = Txn(self.state, self.clock.now_ms())
