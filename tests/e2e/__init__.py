@@ -1,0 +1,1 @@
+"""End-to-end tests: unmodified real clients against the running sidecar."""
