@@ -28,6 +28,7 @@ from decimal import Decimal
 from .ledger import MX, choose_fee, release, reserve, unlock_and_spend
 from .model import (
     ZERO,
+    Balance,
     Book,
     Fill,
     FillModel,
@@ -199,7 +200,7 @@ def _apply_fill(
 
 def _credit(txn: Txn, account_id: int, asset: str, amount: Decimal) -> None:
     b = txn.balance(account_id, asset)
-    txn.set_balance(account_id, replace(b, free=b.free + amount))
+    txn.set_balance(account_id, Balance(asset, b.free + amount, b.locked))
 
 
 def _close(txn: Txn, order: Order, by: str) -> Order:
@@ -497,7 +498,7 @@ def on_market(
     for t in trades:
         seq += 1
         if index:
-            _on_trade(txn, index, replace(t, seq=seq), cfg, mx_prices)
+            _on_trade(txn, index, Trade(t.price, t.qty, t.time_ms, t.is_buyer_maker, seq), cfg, mx_prices)
     if trades:
         txn.tape_seq[symbol] = seq
     if book is not None:
@@ -535,7 +536,9 @@ def _on_trade(
         # a trade at exactly our price hits our side only if its aggressor came from the
         # other side: a seller (buyer is maker) for our bids, a buyer for our asks
         hits_our_side = trade.is_buyer_maker if side is Side.BUY else not trade.is_buyer_maker
-        for oid in list(candidates):
+        # lazily: the index is not changed while a Txn is built, and most trades stop
+        # at the first order (budget used up), so the rest is never walked
+        for oid in candidates:
             if model is not FillModel.TOUCH and budget <= 0:
                 break
             o = _current(txn, index, oid)
@@ -599,7 +602,16 @@ def _on_book(
     ask_sizes = dict(book.asks)
     lowest_bid = book.bids[-1][0] if book.bids else None
     highest_ask = book.asks[-1][0] if book.asks else None
-    for oid in list(index.in_priority()):
+    # Only orders this snapshot can reach, in the same priority order: a buy at or above
+    # the best ask (crossed) or the lowest displayed bid (visible), a sell at or below the
+    # best bid or the highest displayed ask. The loop below skips every other order, so
+    # leaving them out changes nothing but the cost (O(reachable), not O(open orders)).
+    buy_floor = [p for p in (lowest_bid, min((p for p, _ in book.asks), default=None)) if p is not None]
+    sell_cap = [p for p in (highest_ask, max((p for p, _ in book.bids), default=None)) if p is not None]
+    reachable = list(index.buys_at_or_above(min(buy_floor))) if buy_floor else []
+    if sell_cap:
+        reachable.extend(index.sells_at_or_below(max(sell_cap)))
+    for oid in reachable:
         o = _current(txn, index, oid)
         if not o.is_open:
             continue

@@ -1,0 +1,1 @@
+"""Benchmarks of mexc-paper: `python -m bench` (see docs/benchmarks.md)."""

@@ -1,0 +1,380 @@
+"""`python -m bench`: every benchmark of mexc-paper, one markdown table.
+
+    python -m bench                          # full run (several minutes), prints the table
+    python -m bench --out docs/benchmarks.md # ... and writes it into the results file
+    python -m bench --smoke                  # seconds-long CI run: same code, no thresholds
+
+Processes: the fake upstream (`bench.upstream`), the bare aiohttp handler (`bench.bare`)
+and the sidecar (`python -m proxy --config <tmp> --port <p>`) each run in their own
+subprocess; this process is the load generator (bench/loadgen.py) and runs the in-process
+engine and auth benchmarks. Every figure is the median of `--repeat` runs with min and
+max; every ratio is computed within one run (same generator, back to back) and then
+summarised, because absolute figures move between runs on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench import growth, inproc, loadgen
+from bench import requests as rq
+from bench.procs import Helper, Sidecar, sidecar_config
+from bench.report import Report, machine
+from bench.util import cpu_s, rss_mb, run
+
+HOST = "127.0.0.1"
+ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth")
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+@dataclass
+class Plan:
+    repeat: int = 5
+    duration_s: float = 3.0
+    warmup_s: float = 0.5
+    open_duration_s: float = 4.0
+    concurrency: tuple[int, ...] = (1, 8, 32)
+    offered: tuple[int, ...] = (500, 1000)
+    passthrough_clients: int = 32
+    growth_sizes: tuple[int, ...] = (1_000, 100_000, 1_000_000)
+    engine_trades: int = 100_000
+    walk_orders: int = 2_000
+    auth_requests: int = 5_000
+    smoke: bool = False
+
+    @classmethod
+    def smoke_plan(cls) -> Plan:
+        return cls(
+            repeat=1, duration_s=0.4, warmup_s=0.1, open_duration_s=0.5,
+            growth_sizes=(1_000, 10_000), engine_trades=5_000, walk_orders=100,
+            auth_requests=500, smoke=True,
+        )
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def check(result: loadgen.RunResult, what: str) -> loadgen.RunResult:
+    """A benchmark that got errors measures the wrong thing: stop."""
+    if result.errors:
+        raise SystemExit(
+            f"{what}: {result.errors} failed requests {result.statuses}: {result.sample_error!r}"
+        )
+    if not result.count:
+        raise SystemExit(f"{what}: no request completed in the measured window")
+    return result
+
+
+class Bench:
+    def __init__(self, plan: Plan, workdir: Path) -> None:
+        self.plan = plan
+        self.workdir = workdir
+        self.r = Report()
+        self._n = 0
+        self.failures: list[str] = []
+
+    def fresh_dir(self, name: str) -> Path:
+        self._n += 1
+        d = self.workdir / f"{self._n:03d}-{name}"
+        d.mkdir(parents=True)
+        return d
+
+    def closed(self, port: int, build: Callable[[], bytes], conc: int, what: str) -> loadgen.RunResult:
+        p = self.plan
+        return check(run(loadgen.closed_loop(HOST, port, build, conc, p.duration_s, p.warmup_s)), what)
+
+    def opened(self, port: int, build: Callable[[], bytes], rate: int, what: str) -> loadgen.RunResult:
+        p = self.plan
+        res = run(loadgen.open_loop(HOST, port, build, rate, p.open_duration_s, p.warmup_s))
+        return check(res, what)
+
+    # ------------------------------------------------------------------ 1. placement
+    def placement(self, up: Helper, bare: Helper) -> None:
+        """Signed resting LIMIT orders, persistence on (synchronous FULL): closed loop at
+        each concurrency and open loop at each offered rate, bare handler back to back.
+        A fresh sidecar (and database) per measurement keeps the open orders bounded."""
+        r, p = self.r, self.plan
+        sec = "1 order placement"
+        for rep in range(p.repeat):
+            for c in p.concurrency:
+                cl = f"{c} client" if c == 1 else f"{c} clients"
+                b = self.closed(bare.port, rq.resting_limit_orders(f"{HOST}:{bare.port}"), c, "bare")
+                wd = self.fresh_dir(f"place-c{c}")
+                with Sidecar(sidecar_config(wd, up.port), wd) as sc:
+                    cpu0 = cpu_s(sc.pid)
+                    s = self.closed(sc.port, rq.resting_limit_orders(f"{HOST}:{sc.port}"), c,
+                                    f"sidecar orders, {cl}")
+                    cpu = cpu_s(sc.pid) - cpu0
+                log(f"placement rep {rep + 1} c={c}: sidecar {s.rate:.0f}/s, bare {b.rate:.0f}/s")
+                tgt_rate = (">= 1,500", lambda v: v >= 1500) if c == 32 else None
+                r.add(sec, f"sidecar orders/s, {cl}", "orders/s", s.rate, target=tgt_rate)
+                tgt_p50 = ("< 2 ms", lambda v: v < 2.0) if c == 1 else None
+                r.add(sec, f"sidecar p50, {cl}", "ms", s.p50_ms, target=tgt_p50)
+                r.add(sec, f"sidecar p99, {cl}", "ms", s.p99_ms)
+                r.add(sec, f"sidecar CPU per order, {cl}", "us", 1e6 * cpu / s.total)
+                r.add(sec, f"bare handler req/s, {cl}", "req/s", b.rate)
+                r.add(sec, f"bare handler p50, {cl}", "ms", b.p50_ms)
+                tgt_ratio = (">= 35 %", lambda v: v >= 35) if c == 32 else None
+                r.add(sec, f"sidecar / bare throughput, {cl}", "%",
+                      100 * s.rate / b.rate, target=tgt_ratio)
+            for rate in p.offered:
+                b = self.opened(bare.port, rq.resting_limit_orders(f"{HOST}:{bare.port}"), rate, "bare")
+                wd = self.fresh_dir(f"place-open{rate}")
+                with Sidecar(sidecar_config(wd, up.port), wd) as sc:
+                    s = self.opened(sc.port, rq.resting_limit_orders(f"{HOST}:{sc.port}"), rate,
+                                    f"sidecar orders, open loop {rate}/s")
+                log(f"placement rep {rep + 1} open {rate}/s: sidecar p99 {s.p99_ms:.2f} ms")
+                tgt = ("< 10 ms", lambda v: v < 10.0) if rate == 500 else None
+                r.add(sec, f"sidecar p99 at {rate}/s offered (open loop)", "ms", s.p99_ms, target=tgt)
+                r.add(sec, f"sidecar p50 at {rate}/s offered (open loop)", "ms", s.p50_ms)
+                r.add(sec, f"sidecar achieved at {rate}/s offered", "orders/s", s.rate)
+                r.add(sec, f"bare handler p99 at {rate}/s offered", "ms", b.p99_ms)
+
+    # ------------------------------------------------------------------ 2. passthrough
+    def passthrough(self, up: Helper) -> None:
+        """Public GETs through the sidecar vs straight to the same local upstream."""
+        r, p = self.r, self.plan
+        sec = "2 passthrough"
+        targets = {"ticker/price": "/api/v3/ticker/price?symbol=BTCUSDT",
+                   "exchangeInfo": "/api/v3/exchangeInfo"}
+        for rep in range(p.repeat):
+            wd = self.fresh_dir("passthrough")
+            with Sidecar(sidecar_config(wd, up.port), wd) as sc:
+                for name, target in targets.items():
+                    direct = rq.public_get(f"{HOST}:{up.port}", target)
+                    via = rq.public_get(f"{HOST}:{sc.port}", target)
+                    d1 = self.closed(up.port, direct, 1, f"direct {name}")
+                    s1 = self.closed(sc.port, via, 1, f"sidecar {name}")
+                    n = p.passthrough_clients
+                    dn = self.closed(up.port, direct, n, f"direct {name}")
+                    sn = self.closed(sc.port, via, n, f"sidecar {name}")
+                    log(f"passthrough rep {rep + 1} {name}: +{s1.p50_ms - d1.p50_ms:.3f} ms, "
+                        f"{100 * sn.rate / dn.rate:.0f} % of direct")
+                    r.add(sec, f"{name}: direct p50, 1 client", "ms", d1.p50_ms)
+                    r.add(sec, f"{name}: via sidecar p50, 1 client", "ms", s1.p50_ms)
+                    r.add(sec, f"{name}: added latency (p50 difference)", "ms",
+                          s1.p50_ms - d1.p50_ms, target=("<= 0.5 ms", lambda v: v <= 0.5))
+                    r.add(sec, f"{name}: direct req/s, {n} clients", "req/s", dn.rate)
+                    r.add(sec, f"{name}: via sidecar req/s, {n} clients", "req/s", sn.rate)
+                    r.add(sec, f"{name}: sidecar / direct throughput", "%", 100 * sn.rate / dn.rate,
+                          target=(">= 60 %", lambda v: v >= 60))
+
+    # ------------------------------------------------------------------ 3. market order
+    def market(self, up: Helper) -> None:
+        """A MARKET BUY that walks all 20 ask levels. Over HTTP the book is refetched per
+        order (market_cache_ms 0): liquidity one paper order took from a book version is
+        not available to the next until a new version arrives, so a cached book can be
+        walked only once. The engine figure is the walk from a cached book alone."""
+        r, p = self.r, self.plan
+        sec = "3 marketable order, 20 levels"
+        for rep in range(p.repeat):
+            wd = self.fresh_dir("market")
+            with Sidecar(sidecar_config(wd, up.port, market_cache_ms=0), wd) as sc:
+                s = self.closed(sc.port, rq.market_orders(f"{HOST}:{sc.port}", "0.02"), 1,
+                                "market orders")
+            us = inproc.walk_from_cache_us(p.walk_orders)
+            log(f"market rep {rep + 1}: HTTP p50 {s.p50_ms:.2f} ms, engine walk {us:.0f} us")
+            r.add(sec, "HTTP p50, 1 client (book fetched per order)", "ms", s.p50_ms)
+            r.add(sec, "HTTP p99, 1 client", "ms", s.p99_ms)
+            r.add(sec, "HTTP orders/s, 1 client", "orders/s", s.rate)
+            r.add(sec, "engine: submit walking the cached book", "us/order", us)
+
+    # ------------------------------------------------------------------ 4. engine
+    def engine(self) -> None:
+        r, p = self.r, self.plan
+        sec = "4 engine alone"
+        for rep in range(p.repeat):
+            tps, fills = inproc.engine_trades_per_s(p.engine_trades)
+            log(f"engine rep {rep + 1}: {tps:,.0f} trades/s ({fills} fills)")
+            r.add(sec, "on_market, 1,000 resting orders", "trades/s", tps,
+                  target=(">= 50,000", lambda v: v >= 50_000))
+            r.add(sec, "fills per 100 trades", "fills", 100 * fills / p.engine_trades)
+
+    # ------------------------------------------------------------------ 5. growth
+    def growth(self, up: Helper) -> None:
+        """Placement rate (32 clients) and memory with n stored orders in the database."""
+        r, p = self.r, self.plan
+        sec = "5 growth"
+        dbs: dict[int, Path] = {}
+        for n in p.growth_sizes:
+            path = self.workdir / f"growth-{n}.sqlite3"
+            secs = growth.build(path, n)
+            log(f"growth: built {n:,} stored orders in {secs:.1f} s")
+            dbs[n] = path
+        first, last = p.growth_sizes[0], p.growth_sizes[-1]
+        for rep in range(p.repeat):
+            rates: dict[int, float] = {}
+            cpus: dict[int, float] = {}
+            for n in p.growth_sizes:
+                growth.reset(dbs[n], n)
+                wd = self.fresh_dir(f"growth-{n}")
+                with Sidecar(sidecar_config(wd, up.port, db=dbs[n]), wd) as sc:
+                    time.sleep(0.3)
+                    idle = rss_mb(sc.pid)
+                    cpu0 = cpu_s(sc.pid)
+                    s = self.closed(sc.port, rq.resting_limit_orders(f"{HOST}:{sc.port}"), 32,
+                                    f"growth {n}")
+                    cpu = cpu_s(sc.pid) - cpu0
+                    busy = rss_mb(sc.pid)
+                    startup = sc.startup_s
+                rates[n] = s.rate
+                cpus[n] = 1e6 * cpu / s.total
+                log(f"growth rep {rep + 1} n={n:,}: {s.rate:.0f}/s, RSS {idle:.0f}/{busy:.0f} MB")
+                label = f"{n:,} stored"
+                r.add(sec, f"{label}: orders/s, 32 clients", "orders/s", s.rate)
+                r.add(sec, f"{label}: p99, 32 clients", "ms", s.p99_ms)
+                r.add(sec, f"{label}: sidecar CPU per order", "us", 1e6 * cpu / s.total)
+                r.add(sec, f"{label}: RSS idle after start", "MB", idle)
+                tgt = ("< 200 MB", lambda v: v < 200) if n == 100_000 else None
+                r.add(sec, f"{label}: RSS after the run", "MB", busy, target=tgt)
+                r.add(sec, f"{label}: start-up to /healthz 200", "s", startup)
+            r.add(sec, f"rate at {last:,} / rate at {first:,}", "%", 100 * rates[last] / rates[first],
+                  target=(">= 85 %", lambda v: v >= 85) if last >= 1_000_000 else None)
+            r.add(sec, f"CPU per order at {last:,} / at {first:,}", "%", 100 * cpus[last] / cpus[first])
+
+    # ------------------------------------------------------------------ 6. start-up
+    def startup(self, up: Helper) -> None:
+        r, p = self.r, self.plan
+        sec = "6 start-up"
+        for rep in range(max(p.repeat, 3)):
+            wd = self.fresh_dir("startup")
+            with Sidecar(sidecar_config(wd, up.port), wd) as sc:
+                time.sleep(0.5)
+                idle = rss_mb(sc.pid)
+                startup = sc.startup_s
+            log(f"startup rep {rep + 1}: {startup:.3f} s, {idle:.1f} MB")
+            r.add(sec, "spawn to first 200 on /healthz (empty database)", "s", startup,
+                  target=("< 1.5 s", lambda v: v < 1.5))
+            r.add(sec, "idle RSS", "MB", idle, target=("< 80 MB", lambda v: v < 80))
+
+    # ------------------------------------------------------------------ 7. auth
+    def auth(self) -> None:
+        r, p = self.r, self.plan
+        sec = "7 auth micro"
+        for _ in range(p.repeat):
+            full, verify = inproc.auth_us(p.auth_requests)
+            r.add(sec, "authenticate + parse_new_order", "us/request", full,
+                  target=("< 50 us", lambda v: v < 50))
+            r.add(sec, "signing.verify alone", "us/request", verify)
+        log(f"auth: {self.r.fig(sec, 'authenticate + parse_new_order', 'us/request').median:.1f} us")
+
+    def run(self, only: tuple[str, ...]) -> None:
+        with Helper("bench.upstream") as up, Helper("bench.bare") as bare:
+            log(f"fake upstream on :{up.port} (pid {up.pid}), bare handler on :{bare.port}")
+            for name in ALL:
+                if name not in only:
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    if name == "placement":
+                        self.placement(up, bare)
+                    elif name in ("passthrough", "market", "growth", "startup"):
+                        getattr(self, name)(up)
+                    else:
+                        getattr(self, name)()
+                except (Exception, SystemExit) as exc:  # report the others, then fail
+                    self.failures.append(f"{name}: {exc}")
+                    log(f"{name} FAILED: {exc!r}")
+                    continue
+                log(f"{name} done in {time.perf_counter() - t0:.0f} s")
+
+
+def command_line(argv: list[str]) -> str:
+    return "python -m bench" + ("" if not argv else " " + " ".join(argv))
+
+
+def markdown(bench: Bench, argv: list[str], elapsed_s: float) -> str:
+    m = machine()
+    n_targets, missed = bench.r.summary()
+    lines = [
+        BEGIN,
+        f"Command: `{command_line(argv)}` (run from the repository root; "
+        f"{elapsed_s / 60:.1f} min, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
+        "",
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in m.items()) + ".",
+        "",
+        f"Each figure: median of {bench.plan.repeat} runs (min, max); ratios are computed "
+        "within each run, then summarised."
+        + (" **Smoke run: durations too short for the figures to mean anything.**"
+           if bench.plan.smoke else ""),
+        "",
+        bench.r.table(),
+        "",
+        f"Targets met: {n_targets - len(missed)} of {n_targets}"
+        + (". Missed: " + "; ".join(f"{f.section} / {f.name} ({f.target[0] if f.target else ''})"
+                                    for f in missed) if missed else "") + ".",
+        *(f"\n**Failed:** {f}" for f in bench.failures),
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_results(path: Path, block: str) -> None:
+    """Replace the generated block of `path`, keeping the hand-written text around it."""
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        if BEGIN in text and END in text:
+            head, rest = text.split(BEGIN, 1)
+            _, tail = rest.split(END, 1)
+            path.write_text(head + block + tail, encoding="utf-8")
+            return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Benchmarks\n\n## Results\n\n" + block + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="seconds-long run for CI, no thresholds")
+    ap.add_argument("--out", type=Path, help="write the results block into this markdown file")
+    ap.add_argument("--only", help=f"comma-separated subset of: {','.join(ALL)}")
+    ap.add_argument("--repeat", type=int, help="runs per figure (default 5, smoke 1)")
+    ap.add_argument("--duration", type=float, help="seconds per measured window (default 3)")
+    ap.add_argument("--workdir", type=Path, help="where databases go (default: a temp dir)")
+    ap.add_argument("--json", type=Path, help="also write every sample as JSON here")
+    args = ap.parse_args(argv)
+    plan = Plan.smoke_plan() if args.smoke else Plan()
+    if args.repeat:
+        plan.repeat = args.repeat
+    if args.duration:
+        plan.duration_s = args.duration
+        plan.open_duration_s = max(args.duration, 1.0)
+    only = tuple(args.only.split(",")) if args.only else ALL
+    unknown = set(only) - set(ALL)
+    if unknown:
+        ap.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mexc-paper-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    bench = Bench(plan, workdir)
+    t0 = time.perf_counter()
+    try:
+        bench.run(only)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    block = markdown(bench, argv, time.perf_counter() - t0)
+    print(block.replace(BEGIN + "\n", "").replace("\n" + END, ""))
+    if args.out:
+        write_results(args.out if args.out.is_absolute() else Path.cwd() / args.out, block)
+        log(f"results written to {args.out}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(
+            {"plan": asdict(plan), "machine": machine(),
+             "figures": [{"section": f.section, "name": f.name, "unit": f.unit,
+                          "samples": f.samples} for f in bench.r.figures.values()]},
+            indent=1), encoding="utf-8")
+    return 1 if bench.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
