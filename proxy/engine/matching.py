@@ -16,7 +16,10 @@ means cancel and re-add, which loses its queue position.
 
 Funds committed by an order (checked at submit, never discovered at fill time):
   BUY   the taker fills at their cost plus taker fee, plus the part that rests at
-        limit x (1 + maker fee); an IOC/FOK/MARKET remainder commits nothing.
+        limit x (1 + maker fee); an IOC/FOK's unfilled part at limit x (1 + taker fee),
+        released at once when it is cancelled (the order must be affordable in full, as a
+        LIMIT BUY is on MEXC); a MARKET remainder commits nothing (UNSURE: MEXC may
+        check a MARKET BUY against a protective price).
   SELL  the whole quantity offered (for a quote-amount market sell: what fills).
 """
 
@@ -368,6 +371,10 @@ def _submit_limit(
         lock_asset = rules.quote_asset
         need = sum((t.price * t.qty * (1 + rules.taker_fee) for t in takes), ZERO)
         need += rest * price * (1 + rules.maker_fee)
+        # what an IOC/FOK does not fill is cancelled at once, but the order must be
+        # affordable in full at its price, as MEXC checks a LIMIT BUY's price x qty at
+        # submit; _close releases this part in the same Txn
+        need += (qty - filled - rest) * price * (1 + rules.taker_fee)
     else:
         lock_asset = rules.base_asset
         need = qty

@@ -168,8 +168,8 @@ async def test_taker_orders_fill_on_the_book_and_move_balances_exactly(ex: Ccxt)
     assert await balances(ex) == {
         "BTC": ("0.94552235", "0"), "USDT": ("14785.994735340676", "0")}
 
-    # FOK buy 6 @ 87904.48 cannot fill completely (5.12... + 0.00235992): killed, no charge
-    ack = await ex("create_order", BTC, "limit", "buy", 6, 87904.48, {"timeInForce": "FOK"})
+    # FOK buy 0.1 @ 87903.5 (below the best ask 87903.98): nothing crosses, killed, no charge
+    ack = await ex("create_order", BTC, "limit", "buy", 0.1, 87903.5, {"timeInForce": "FOK"})
     assert ack["info"]["type"] == "FILL_OR_KILL"
     o = await ex("fetch_order", ack["id"], BTC)
     assert (o["info"]["status"], o["filled"], o["cost"]) == ("CANCELED", 0.0, 0.0)

@@ -64,8 +64,8 @@ def test_no_order_object_has_a_code_key(raw: Raw) -> None:
         ok(raw.signed("POST", "/api/v3/order", {**base, "type": "MARKET", "quoteOrderQty": "20"})),
         ok(raw.signed("POST", "/api/v3/order", {**base, "type": "IMMEDIATE_OR_CANCEL", "quantity": "0.001",
                                                  "price": "87904"})),
-        ok(raw.signed("POST", "/api/v3/order", {**base, "type": "FILL_OR_KILL", "quantity": "9",
-                                                 "price": "87904"})),
+        ok(raw.signed("POST", "/api/v3/order", {**base, "type": "FILL_OR_KILL", "quantity": "0.001",
+                                                 "price": "87000"})),
     ]
     for ack in acks:
         assert list(ack) == ["symbol", "orderId", "orderListId", "price", "origQty", "type", "side",
