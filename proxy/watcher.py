@@ -132,7 +132,11 @@ class MarketWatcher:
             await self._poll_symbol(symbol, w)
 
     async def _poll_symbol(self, symbol: str, w: _SymbolWatch) -> None:
-        max_age = max(0, int(self.interval * 500))
+        # A cached answer is shared with order submission, so it may be no older than an
+        # order may use (upstream.market_cache_ms); half an interval alone let a poked cycle
+        # (wait_cycles) reuse a page from up to interval/2 ago, and orders read the book the
+        # watcher cached for that long.
+        max_age = max(0, min(int(self.interval * 500), self.upstream.settings.market_cache_ms))
         try:
             page = await self.upstream.trades(symbol, max_age_ms=max_age)
             book = await self.upstream.book(symbol, max_age_ms=max_age)

@@ -226,7 +226,11 @@ def apply(state: EngineState, txn: Txn) -> None:
 
 
 def check_invariants(state: EngineState) -> None:
-    """free + locked == total and never negative; locked equals what open orders hold."""
+    """Per account: every balance's free and locked are non-negative; each asset's locked
+    equals the sum of `locked_amount` its open orders hold; and no open order holds an
+    asset the account has no balance row for. (`Balance.total` is computed as free +
+    locked, so `free + locked == total` holds by construction and is not checked here;
+    conservation of money through fills is checked by the reliability tests.)"""
     for acct in state.accounts.values():
         held: dict[str, Decimal] = {}
         for o in acct.open_orders.values():
