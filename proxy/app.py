@@ -114,6 +114,8 @@ def create_app(
         )
         await service.start()
         app[keys.SERVICE] = service
+        # per-account PnL ledgers: the admin API's positions and the dashboard read them
+        app[keys.PNL] = PnlCache(service)
         yield
         await app[keys.STORE].flush()
 
@@ -128,9 +130,10 @@ def create_app(
         # after the service: the first equity point is recorded right after start
         service = app[keys.SERVICE]
         dash = settings.dashboard
-        recorder = EquityRecorder(service, app[keys.CLOCK], dash.equity_interval_s, dash.quote_asset)
+        recorder = EquityRecorder(
+            service, app[keys.CLOCK], dash.equity_interval_s, dash.quote_asset, dash.equity_change_gap_s
+        )
         app[keys.EQUITY] = recorder
-        app[keys.PNL] = PnlCache(service)
         await recorder.start()
         yield
         await recorder.stop()

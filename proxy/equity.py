@@ -2,11 +2,21 @@
 
 The equity recorder is a background task that writes each account's value to `equity`.
 
-Right after start and then every `dashboard.equity_interval_s` it values every paper
-account (balances x current prices from /api/v3/ticker/price, see `performance`) and
-queues one row per account through the store's group commit. When the upstream gives no
-prices at all, accounts holding anything besides the valuation asset get no point (a
-curve that drops to the cash balance whenever MEXC is unreachable would lie).
+It values every paper account (balances x current prices from /api/v3/ticker/price, see
+`performance`) and queues one row per account through the store's group commit:
+  - right after start;
+  - right after an account reset, so the reset account's curve starts again at its
+    starting value (and any point a round read from the old balances while the reset was
+    being written is deleted with it);
+  - after the service reports a change (an order, a fill, a cancel, funding), at most once
+    per `dashboard.equity_change_gap_s`: the first change after a quiet spell records at
+    once, later ones are coalesced into one point at the end of the gap, so the curve
+    moves as the bot trades without a valuation per order;
+  - and otherwise every `dashboard.equity_interval_s`, so price moves show up too.
+It listens to the service's change notifications (one coalescing queue in
+`PaperService.listeners`), so nothing on the order path waits for it. When the upstream
+gives no prices at all, accounts holding anything besides the valuation asset get no point
+(a curve that drops to the cash balance whenever MEXC is unreachable would lie).
 
 `PnlCache` keeps one `performance.PnlLedger` per account and feeds it only the fills it
 has not seen yet (fills are append-only; a reset, counted in `PaperService.resets`, starts
@@ -30,21 +40,36 @@ from .store import Changes
 log = logging.getLogger("proxy.equity")
 
 INSERT_EQUITY = "INSERT OR REPLACE INTO equity (account_id, time_ms, value) VALUES (?, ?, ?)"
+DELETE_EQUITY = "DELETE FROM equity WHERE account_id = ?"
 
 
 class EquityRecorder:
-    def __init__(self, service: PaperService, clock: Clock, interval_s: float, quote: str) -> None:
+    def __init__(
+        self,
+        service: PaperService,
+        clock: Clock,
+        interval_s: float,
+        quote: str,
+        change_gap_s: float = 5.0,
+    ) -> None:
         self.service = service
         self.clock = clock
         self.interval = interval_s
+        self.change_gap = change_gap_s
         self.quote = quote
         self.rounds = 0
+        self.wakeups = 0  # change notifications seen by the background task (tests)
         self.round_done = asyncio.Condition()
+        # account id -> the reset count its points were last recorded under
+        self._resets_seen: dict[int, int] = dict(service.resets)
+        self._last: dict[int, Decimal] = {}  # account id -> the value of its last point
+        self._changes: asyncio.Queue[str] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, first_timeout_s: float = 2.0) -> None:
         """Record the first point now (waiting at most `first_timeout_s` for prices, so a
-        slow upstream cannot hold up start-up), then one every interval in the background."""
+        slow upstream cannot hold up start-up), then run in the background."""
+        self.service.listeners.append(self._changes)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._round(), first_timeout_s)
         self._task = asyncio.create_task(self._run(), name="equity-recorder")
@@ -54,43 +79,104 @@ class EquityRecorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        with contextlib.suppress(ValueError):
+            self.service.listeners.remove(self._changes)
 
     async def wait_rounds(self, n: int = 1) -> None:
         """Wait until `n` recording rounds have completed since start (tests)."""
         async with self.round_done:
             await self.round_done.wait_for(lambda: self.rounds >= n)
 
-    async def record_once(self) -> dict[int, Decimal]:
-        """Value every account and queue its equity point; returns what was recorded."""
+    async def wait_wakeups(self, n: int = 1) -> None:
+        """Wait until the background task has seen `n` change notifications (tests)."""
+        async with self.round_done:
+            await self.round_done.wait_for(lambda: self.wakeups >= n)
+
+    def reset_pending(self) -> bool:
+        """Whether an account was reset since its last point (then it gets one now)."""
+        resets = self.service.resets
+        return any(resets.get(a, 0) != self._resets_seen.get(a, 0) for a in resets)
+
+    async def record_once(self, changed_only: bool = False) -> dict[int, Decimal]:
+        """Value every account and queue its equity point; returns what was recorded.
+        An account reset since its last point loses every older point first. With
+        `changed_only` (a round after a change notification), an account whose value is
+        what its last point says gets no new point: one busy account does not fill the
+        curves of idle ones."""
         prices = await self.service.upstream.all_prices()
+        # from here on nothing awaits: the balances and the reset counts belong together
         now = self.clock.now_ms()
         out: dict[int, Decimal] = {}
         stmts = []
         for account_id in self.service.account_ids():
+            resets = self.service.resets.get(account_id, 0)
+            was_reset = resets != self._resets_seen.get(account_id, 0)
+            if was_reset:
+                # the reset deleted the curve, but a round that read the old balances
+                # while it was being written may have queued a point after that
+                stmts.append((DELETE_EQUITY, (account_id,)))
+                self._resets_seen[account_id] = resets
+                self._last.pop(account_id, None)
             v = value_balances(self.service.balances(account_id), prices, self.quote)
             if not prices and any(a.asset != self.quote for a in v.assets):
                 continue
-            out[account_id] = v.total
+            if changed_only and self._last.get(account_id) == v.total:
+                continue
+            out[account_id] = self._last[account_id] = v.total
             stmts.append((INSERT_EQUITY, (account_id, now, fmt(v.total))))
         if stmts:
             self.service.store.submit(Changes(statements=stmts))
         return out
 
-    async def _round(self) -> None:
+    async def _round(self, changed_only: bool = False) -> bool:
+        ok = True
         try:
-            await self.record_once()
+            await self.record_once(changed_only)
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug must not end the curve; it is logged loudly
             log.exception("recording the equity curve failed")
+            ok = False
         async with self.round_done:
             self.rounds += 1
             self.round_done.notify_all()
+        return ok
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        changed = False
+        ok = True
+        last_timer = last
         while True:
-            await asyncio.sleep(self.interval)
-            await self._round()
+            if ok and self.reset_pending():
+                due = loop.time()
+            elif changed or not ok:  # a failed round is retried after the gap, not at once
+                due = min(last + self.change_gap, last_timer + self.interval)
+            else:
+                due = last_timer + self.interval
+            delay = due - loop.time()
+            if delay > 0:
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._changes.get()
+                except TimeoutError:
+                    pass
+                else:
+                    changed = True
+                    async with self.round_done:
+                        self.wakeups += 1
+                        self.round_done.notify_all()
+                    continue
+            while not self._changes.empty():  # this round covers them
+                self._changes.get_nowait()
+            # (asyncio may wake a timeout up to its clock resolution early: allow a ms)
+            timer = loop.time() + 0.001 >= last_timer + self.interval
+            ok = await self._round(changed_only=not timer)
+            last = loop.time()
+            if timer:
+                last_timer = last
+            changed = False
 
 
 @dataclass(slots=True)

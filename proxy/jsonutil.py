@@ -42,6 +42,11 @@ def dumps_str(obj: Any) -> str:
     return dumps(obj).decode()
 
 
+def dumps_pretty(obj: Any) -> str:
+    """Indented JSON for people (the dashboard's audit-log details)."""
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_INDENT_2).decode()
+
+
 def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 

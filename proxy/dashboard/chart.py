@@ -54,7 +54,8 @@ def equity_svg(
     values = [v for _, v in points]
     lo, hi = min(values), max(values)
     if hi == lo:
-        pad = abs(hi) / 1000 if hi else Decimal(1)
+        # a flat curve: round axis labels around it (9,900 .. 10,100 for 10,000)
+        pad = max(Decimal(1).scaleb(hi.adjusted() - 2), Decimal("0.02")) if hi else Decimal(1)
     else:
         pad = (hi - lo) / 20
     lo, hi = lo - pad, hi + pad

@@ -137,3 +137,77 @@ def explain_fill(fill: Fill) -> str:
             f"{_v(after)}, and what was left of the trade filled the order (fill model {model})."
         )
     return "No explanation was recorded for this fill."
+
+
+def _s(x: Any) -> str:
+    """A scalar from a stored event (money is a string there); '-' when missing."""
+    if x is None or x == "":
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    return _v(x)
+
+
+def _balances(b: Any) -> str:
+    if not isinstance(b, Mapping) or not b:
+        return "nothing"
+    return ", ".join(f"{_s(v)} {k}" for k, v in sorted(b.items()))
+
+
+def _order_words(d: Mapping[str, Any]) -> str:
+    """'BUY LIMIT 0.001 BTCUSDT @ 80000' (or 'BUY MARKET 0.01 BTCUSDT at market (cap
+    92299.17)') from an order's fields."""
+    head = f"{_s(d.get('side'))} {_s(d.get('type'))}"
+    qty, quote = d.get("quantity"), d.get("quote_order_qty")
+    symbol = _s(d.get("symbol"))
+    what = f"{_s(qty)} {symbol}" if qty not in (None, "") else f"{symbol} for {_s(quote)} quote"
+    price = d.get("price")
+    if d.get("type") == "MARKET":  # its price is the slippage cap the engine put on it
+        at = " at market" + (f" (cap {_s(price)})" if price not in (None, "") else "")
+    else:
+        at = f" @ {_s(price)}" if price not in (None, "") else ""
+    return f"{head} {what}{at}"
+
+
+def event_summary(kind: str, data: Any) -> str:
+    """One line on what an audit-log entry says (the full JSON is shown next to it)."""
+    d: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
+    if kind == "order.new":
+        text = f"{_order_words(d)} · order {_s(d.get('order_id'))}"
+        if d.get("client_order_id"):
+            text += f" · client id {_s(d.get('client_order_id'))}"
+        return text
+    if kind == "order.fill":
+        role = "maker" if d.get("is_maker") else "taker"
+        return (
+            f"{_s(d.get('side'))} {_s(d.get('qty'))} {_s(d.get('symbol'))} @ {_s(d.get('price'))} "
+            f"({role}, fee {_s(d.get('commission'))} {_s(d.get('commission_asset'))}) "
+            f"· order {_s(d.get('order_id'))}"
+        )
+    if kind == "order.canceled":
+        return (
+            f"{_s(d.get('status'))} {_s(d.get('symbol'))} · order {_s(d.get('order_id'))} "
+            f"· {_s(d.get('executed_qty'))} filled · by {_s(d.get('by'))}"
+        )
+    if kind == "order.rejected":
+        return f"{_order_words(d)} refused: {_s(d.get('msg'))} (code {_s(d.get('code'))})"
+    if kind in ("account.created", "account.reset"):
+        return f"balances {_balances(d.get('balances'))}"
+    if kind == "account.fund":
+        return f"+{_s(d.get('amount'))} {_s(d.get('asset'))}"
+    if kind == "account.set_balance":
+        return f"{_s(d.get('asset'))} free {_s(d.get('free_before'))} → {_s(d.get('free'))}"
+    if kind == "account.mx_deduct":
+        return "MX fee deduction " + ("on" if d.get("enabled") else "off")
+    if kind == "live.request":
+        return (
+            f"{_s(d.get('method'))} {_s(d.get('path'))} → HTTP {_s(d.get('status'))} "
+            f"(key {_s(d.get('api_key'))})"
+        )
+    if kind == "mode.switch":
+        return (
+            f"{_s(d.get('from')).upper()} → {_s(d.get('to')).upper()} (via {_s(d.get('source'))})"
+        )
+    return ", ".join(
+        f"{k} {_s(v)}" for k, v in d.items() if not isinstance(v, Mapping | list)
+    ) or "-"

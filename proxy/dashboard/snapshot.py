@@ -9,13 +9,22 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..engine.model import Order
+from ..engine.model import Order, OrderType
 from ..equity import PnlCache
-from ..jsonutil import dumps_str
+from ..jsonutil import dumps_pretty
 from ..performance import asset_price, value_balances
 from ..service import PaperService
 from . import chart
-from .present import amount, explain_fill, money, price, sign_class, signed_money, when
+from .present import (
+    amount,
+    event_summary,
+    explain_fill,
+    money,
+    price,
+    sign_class,
+    signed_money,
+    when,
+)
 
 RECENT_ORDERS = 25
 RECENT_FILLS = 30
@@ -33,7 +42,8 @@ def order_row(o: Order) -> dict[str, str]:
         "side_class": o.side.value.lower(),
         "type": o.type.value,
         "status": o.status.value,
-        "price": amount(o.price) if o.price else "market",
+        # a MARKET order's stored price is the engine's slippage cap, not a price it asked for
+        "price": "market" if o.type is OrderType.MARKET or not o.price else amount(o.price),
         "qty": amount(o.orig_qty) if o.orig_qty else "-",
         "quote_qty": amount(o.orig_quote_order_qty) if o.orig_quote_order_qty else "-",
         "executed": amount(o.executed_qty),
@@ -45,14 +55,16 @@ def order_row(o: Order) -> dict[str, str]:
 
 def event_row(e: dict[str, Any], labels: dict[int, str]) -> dict[str, str]:
     acct = e.get("account_id")
+    kind = str(e["kind"])
     return {
         "id": str(e["id"]),
         "time": when(e["time"]),
         "account": "-" if acct is None else labels.get(acct, str(acct)),
-        "kind": str(e["kind"]),
-        "kind_class": str(e["kind"]).split(".")[0],
+        "kind": kind,
+        "kind_class": kind.split(".")[0],
         "mode": str(e["mode"]),
-        "data": dumps_str(e["data"]),
+        "summary": event_summary(kind, e["data"]),
+        "data": dumps_pretty(e["data"]),
     }
 
 
@@ -133,11 +145,13 @@ async def overview(
     ]
 
     points = await store.equity(account_id, EQUITY_POINTS)
+    recorded = len(points)
     if prices or all(a.asset == quote for a in valuation.assets):
         # the live value as the newest point, so the curve moves between recordings
         now_ms = service.clock.now_ms()
         if not points or points[-1][0] < now_ms:
             points = [*points, (now_ms, valuation.total)]
+    live_point = len(points) > recorded
     start_value = points[0][1] if points else None
     change = None if start_value is None else valuation.total - start_value
 
@@ -162,7 +176,8 @@ async def overview(
         "pnl_total": signed_money(report.total),
         "pnl_total_class": sign_class(report.total),
         "pnl_incomplete": list(report.incomplete),
-        "equity_points": f"{len(points)} point" + ("" if len(points) == 1 else "s"),
+        "equity_points": f"{recorded} recorded point" + ("" if recorded == 1 else "s")
+        + (" + the live value" if live_point else ""),
         "equity_change": signed_money(change),
         "equity_change_class": sign_class(change),
         "equity_since": when(points[0][0]) if points else "",

@@ -41,6 +41,7 @@ EVENT_KINDS = (
     "account.created",
     "account.reset",
     "account.fund",
+    "account.set_balance",
     "account.mx_deduct",
     "live.request",
     "mode.switch",
@@ -49,7 +50,8 @@ EVENTS_PAGE = 100
 EXPORT_LIMIT = 1_000_000
 
 NOTICES = {
-    "reset": "The account was reset to its starting balances; its orders and fills were removed.",
+    "reset": "The account was reset to its starting balances; its orders, fills and equity curve "
+    "were removed, and the curve starts again from here.",
     "mode-paper": "Switched to PAPER mode: signed requests are answered by the paper engine.",
     "mode-live": "Switched to LIVE mode: signed requests now go to MEXC with real money.",
     "mode-same": "The mode was already set; nothing changed.",
@@ -200,6 +202,7 @@ async def _overview_context(request: web.Request, account_id: int | None) -> dic
     )
     ctx.update(data)
     ctx["equity_interval"] = f"{settings.dashboard.equity_interval_s:g}"
+    ctx["equity_gap"] = f"{settings.dashboard.equity_change_gap_s:g}"
     ctx["urls"].update(
         state=_url(request, "state", {"account": account_id}),
         orders_csv=_url(request, "export_orders", account_id=str(account_id)),

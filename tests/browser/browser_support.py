@@ -92,7 +92,8 @@ def start_sidecar(tmp: Path, market: FakeMexcThread, live: bool = False) -> Side
         "live": {"enabled": live},
         "accounts": ACCOUNTS,
         "paper": {"poll_interval_s": 0.2},
-        "dashboard": {"equity_interval_s": 1},
+        # the timer never fires during a test: every point comes from start, a reset or trading
+        "dashboard": {"equity_interval_s": 60, "equity_change_gap_s": 0.2},
     }
     cfg = tmp / "config.json"
     cfg.write_text(json.dumps(config))

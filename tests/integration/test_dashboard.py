@@ -4,6 +4,7 @@ recorder and the PnL ledgers. (The real-browser tests are in tests/browser/.)"""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -22,6 +23,7 @@ from proxy import keys
 from proxy.app import create_app
 from proxy.clock import FixedClock
 from proxy.config import DashboardSettings, LiveSettings, ServerSettings
+from proxy.dashboard import present
 from proxy.store import StoreError
 
 TOKEN = "admin-token-for-tests"
@@ -395,6 +397,84 @@ async def test_the_recorder_keeps_recording_every_interval(
     assert len(points) >= 4
     assert [t for t, _ in points] == sorted({t for t, _ in points})
     assert {v for _, v in points} == {Decimal("500")}
+
+
+async def _quiet_recorder_app(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock, gap_s: float
+) -> tuple[Any, TestClient, Any]:
+    """An app whose recorder never records on its timer during a test (an hour apart)."""
+    settings = make_settings(tmp_path, url_of(fake_server), dashboard=DashboardSettings(
+        equity_interval_s=3600, equity_change_gap_s=gap_s))
+    app = create_app(settings, clock=clock)
+    client = await aiohttp_client(app)
+    return app, client, signer(client, clock)
+
+
+async def _account_value(signed: Any, btc_price: str = "87900") -> Decimal:
+    status, acct = await signed("GET", "/api/v3/account", {})
+    assert status == 200
+    bal = {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in acct["balances"]}
+    return bal["USDT"] + bal["BTC"] * Decimal(btc_price)
+
+
+async def test_a_fill_records_a_point_within_the_change_gap(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    app, _client, signed = await _quiet_recorder_app(aiohttp_client, fake_server, tmp_path, clock, 0.05)
+    recorder, store = app[keys.EQUITY], app[keys.STORE]
+    assert recorder.rounds == 1  # the point right after start
+    start = clock.now_ms()
+    clock.advance(1000)
+    await place(signed, side="BUY", type="MARKET", quantity="0.01")
+    async with asyncio.timeout(5):
+        await recorder.wait_rounds(2)  # long before the hour-long interval
+    await store.flush()
+    after = await _account_value(signed)
+    assert after == Decimal("97900") - Decimal("0.0398") - Decimal("0.4395199")  # spread and fee
+    assert await store.equity(1) == [(start, Decimal("97900")), (start + 1000, after)]
+    assert await store.equity(2) == [(start, Decimal("500"))]  # idle: no new point for it
+
+
+async def test_changes_within_the_gap_do_not_record_but_a_reset_does_at_once(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, client, signed = await _quiet_recorder_app(aiohttp_client, fake_server, tmp_path, clock, 3600)
+    recorder, store, service = app[keys.EQUITY], app[keys.STORE], app[keys.SERVICE]
+    await place(signed, side="BUY", type="MARKET", quantity="0.01")
+    await place(signed, side="BUY", type="LIMIT", quantity="0.001", price="80000")
+    async with asyncio.timeout(5):
+        await recorder.wait_wakeups(1)
+    assert recorder.rounds == 1  # throttled: no valuation per order
+    traded = await _account_value(signed)
+    assert traded != Decimal("97900")
+
+    # a round that reads the balances while the reset is being written queues a point with
+    # the old value after the reset's DELETE; the recorder must not keep it
+    commit = store.commit
+    stale: list[dict[int, Decimal]] = []
+
+    async def commit_with_a_racing_round(changes: Any) -> None:
+        racing = asyncio.ensure_future(recorder.record_once())
+        await commit(changes)
+        stale.append(await racing)
+        clock.advance(1000)
+
+    monkeypatch.setattr(store, "commit", commit_with_a_racing_round)
+    await service.reset_account(1)
+    monkeypatch.setattr(store, "commit", commit)
+    assert stale[0][1] == traded  # the racing round did read the old balances
+
+    async with asyncio.timeout(5):
+        await recorder.wait_rounds(2)  # right after the reset, though the gap is an hour
+    await store.flush()
+    now = clock.now_ms()
+    assert await store.equity(1) == [(now, Decimal("97900"))]  # a fresh start, nothing stale
+    # the page measures the value change from the fresh start, not from before the reset
+    state = await (await client.get("/dashboard/api/state?account=1")).json()
+    perf = state["html"]["performance"]
+    assert f"Value change since {present.when(now)}" in perf
+    assert re.search(r'<span class="big flat">0\.00 USDT</span>', perf)
 
 
 async def test_pnl_ledgers_read_only_new_fills_and_start_over_after_a_reset(

@@ -100,6 +100,8 @@ def test_fee_override_money_is_validated() -> None:
         ({"live": {"enabled": "maybe"}}, "live.enabled"),
         ({"paper": {"fill_model": "magic"}}, "paper.fill_model"),
         ({"logging": {"format": "xml"}}, "logging.format"),
+        ({"dashboard": {"equity_change_gap_s": 0}}, "dashboard.equity_change_gap_s"),
+        ({"dashboard": {"equity_change_gap_s": "soon"}}, "dashboard.equity_change_gap_s"),
     ],
 )
 def test_bad_values_are_named(data: object, key: str) -> None:
@@ -113,6 +115,13 @@ def test_json_config_loads(tmp_path: Path) -> None:
     s = load_settings(p, {})
     assert s.server.port == 9999
     assert s.paper.fill_model.value == "touch"
+
+
+def test_equity_recording_settings_default_and_load() -> None:
+    assert (load({}).dashboard.equity_interval_s, load({}).dashboard.equity_change_gap_s) == (60.0, 5.0)
+    d = load({"dashboard": {"equity_interval_s": 30, "equity_change_gap_s": 0.5}}).dashboard
+    assert (d.equity_interval_s, d.equity_change_gap_s) == (30.0, 0.5)
+    assert load_settings(ROOT / "config.yaml", {}).dashboard.equity_change_gap_s == 5.0
 
 
 # ---- the mode rule: live iff live.enabled AND PAPER_TRADING=false ----

@@ -1,4 +1,5 @@
-"""The dashboard's pure parts: formats, fill explanations, SVG charts, CSRF tokens."""
+"""The dashboard's pure parts: formats, fill explanations, event summaries, SVG charts,
+CSRF tokens."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from proxy.dashboard import chart, csrf, present
+from proxy.dashboard.snapshot import event_row
 from proxy.engine.model import Fill, Side
 
 
@@ -125,6 +127,21 @@ def test_equity_svg_empty_and_single_point() -> None:
     assert 'class="line up" points="394.0,' in one
 
 
+@pytest.mark.parametrize(
+    ("value", "labels"),
+    [
+        (D("10000"), ["9,900.00", "9,950.00", "10,000.00", "10,050.00", "10,100.00"]),
+        (D("97900"), ["97,800.00", "97,850.00", "97,900.00", "97,950.00", "98,000.00"]),
+        (D("500"), ["499.00", "499.50", "500.00", "500.50", "501.00"]),
+        (D("0.5"), ["0.48", "0.49", "0.50", "0.51", "0.52"]),
+        (D("0"), ["-1.00", "-0.50", "0.00", "0.50", "1.00"]),
+    ],
+)
+def test_a_flat_equity_curve_gets_round_axis_labels(value: D, labels: list[str]) -> None:
+    svg = str(chart.equity_svg([(0, value), (60_000, value)]))
+    assert re.findall(r'text-anchor="end">([-\d,.]+)</text>', svg) == labels
+
+
 def test_charts_escape_their_text() -> None:
     svg = str(chart.pnl_svg([("<b>X</b>", D("-5"), None)], quote="US&T"))
     assert "<b>" not in svg
@@ -149,3 +166,55 @@ def test_csrf_token_is_bound_to_the_nonce_and_the_secret() -> None:
     assert not csrf.token_ok(secret, nonce, None)
     assert not csrf.token_ok(secret, None, token)
     assert not csrf.token_ok(secret, "short", csrf.token_for(secret, "short"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "want"),
+    [
+        ("order.new", {"order_id": "C02__1001", "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                       "price": "80000", "quantity": "0.001", "quote_order_qty": None,
+                       "client_order_id": "bot-1"},
+         "BUY LIMIT 0.001 BTCUSDT @ 80000 · order C02__1001 · client id bot-1"),
+        ("order.new", {"order_id": "C02__1002", "symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                       "price": "92299.17", "quantity": "0.01", "quote_order_qty": None,
+                       "client_order_id": None},
+         "BUY MARKET 0.01 BTCUSDT at market (cap 92299.17) · order C02__1002"),
+        ("order.rejected", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "price": None,
+                            "quantity": None, "quote_order_qty": "100", "code": 30004,
+                            "msg": "Insufficient position"},
+         "BUY MARKET BTCUSDT for 100 quote at market refused: Insufficient position (code 30004)"),
+        ("order.fill", {"order_id": "C02__1002", "trade_id": "7X1", "symbol": "BTCUSDT", "side": "BUY",
+                        "price": "87903.98", "qty": "0.01", "commission": "0.4395199",
+                        "commission_asset": "USDT", "is_maker": False, "reason": {"source": "book"}},
+         "BUY 0.01 BTCUSDT @ 87903.98 (taker, fee 0.4395199 USDT) · order C02__1002"),
+        ("order.canceled", {"order_id": "C02__1001", "symbol": "BTCUSDT", "status": "CANCELED",
+                            "executed_qty": "0", "by": "user"},
+         "CANCELED BTCUSDT · order C02__1001 · 0 filled · by user"),
+        ("order.rejected", {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "price": "90000",
+                            "quantity": "5", "quote_order_qty": None, "code": 30004,
+                            "msg": "Insufficient position"},
+         "SELL LIMIT 5 BTCUSDT @ 90000 refused: Insufficient position (code 30004)"),
+        ("account.reset", {"balances": {"USDT": "10000", "BTC": "1"}}, "balances 1 BTC, 10000 USDT"),
+        ("account.created", {"balances": {}}, "balances nothing"),
+        ("account.fund", {"asset": "USDT", "amount": "250"}, "+250 USDT"),
+        ("account.set_balance", {"asset": "BTC", "free_before": "1", "free": "0.5"}, "BTC free 1 → 0.5"),
+        ("account.mx_deduct", {"enabled": True}, "MX fee deduction on"),
+        ("live.request", {"method": "POST", "path": "/api/v3/order", "api_key": "mx0v…abcd",
+                          "status": 200},
+         "POST /api/v3/order → HTTP 200 (key mx0v…abcd)"),
+        ("mode.switch", {"from": "paper", "to": "live", "source": "dashboard"},
+         "PAPER → LIVE (via dashboard)"),
+        ("order.expired", {"order_id": "C02__9", "status": "EXPIRED", "extra": {"x": 1}},
+         "order_id C02__9, status EXPIRED"),
+        ("order.expired", None, "-"),
+    ],
+)
+def test_event_summary_is_one_readable_line(kind: str, data: Any, want: str) -> None:
+    assert present.event_summary(kind, data) == want
+
+
+def test_event_rows_keep_the_full_json_for_the_details() -> None:
+    row = event_row({"id": 7, "time": 0, "account_id": 1, "kind": "account.fund", "mode": "paper",
+                     "data": {"asset": "USDT", "amount": D("250.50")}}, {1: "alpha"})
+    assert (row["account"], row["summary"]) == ("alpha", "+250.5 USDT")
+    assert row["data"] == '{\n  "asset": "USDT",\n  "amount": "250.5"\n}'

@@ -7,16 +7,51 @@
     sel.addEventListener("change", function () { sel.form.submit(); });
   });
 
-  // forms with data-confirm ask first; the server also requires confirm=yes
+  // forms with data-confirm ask first, in the page's own dialog (red for a switch to
+  // live); the server also requires confirm=yes and asks on a page of its own without it
+  var dialog = document.getElementById("confirm-dialog");
+  var pending = null;
+
+  function ask(form, go) {
+    if (!dialog || typeof dialog.showModal !== "function") {
+      if (window.confirm(form.dataset.confirm)) { go(); }
+      return;
+    }
+    var kind = form.dataset.confirmKind || "warn";
+    dialog.className = kind;
+    document.getElementById("confirm-title").textContent = form.dataset.confirmTitle || "Are you sure?";
+    document.getElementById("confirm-message").textContent = form.dataset.confirm;
+    var ok = document.getElementById("confirm-ok");
+    ok.textContent = form.dataset.confirmOk || "Yes, do it";
+    ok.className = kind;
+    pending = go;
+    dialog.showModal();
+    document.getElementById("confirm-cancel").focus();  // the safe choice is the default
+  }
+
+  if (dialog) {
+    document.getElementById("confirm-ok").addEventListener("click", function () {
+      var go = pending;
+      pending = null;
+      dialog.close("ok");
+      if (go) { go(); }
+    });
+    document.getElementById("confirm-cancel").addEventListener("click", function () {
+      pending = null;
+      dialog.close("cancel");
+    });
+    dialog.addEventListener("cancel", function () { pending = null; });  // Escape
+  }
+
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
       var field = form.querySelector("input[name=confirm]");
       if (field && field.value === "yes") { return; }
       ev.preventDefault();
-      if (window.confirm(form.dataset.confirm)) {
+      ask(form, function () {
         if (field) { field.value = "yes"; }
         form.submit();
-      }
+      });
     });
   });
 
@@ -47,7 +82,15 @@
       var html = state.html[name];
       if (last[name] === html) { return; }
       var el = document.querySelector('[data-section="' + name + '"]');
-      if (el) { el.innerHTML = html; }  // server-rendered, autoescaped HTML
+      if (el) {
+        // keep the audit-log details someone opened open across the re-render
+        var open = Array.prototype.map.call(el.querySelectorAll("details[open][id]"), function (d) { return d.id; });
+        el.innerHTML = html;  // server-rendered, autoescaped HTML
+        open.forEach(function (id) {
+          var d = document.getElementById(id);
+          if (d) { d.open = true; }
+        });
+      }
       last[name] = html;
     });
   }
