@@ -1,5 +1,5 @@
-"""The JSON admin API under /admin/api/ (accounts, balances, reset, fund, mode), plus
-/healthz and /metrics. Never under /api/v3.
+"""The JSON admin API under /admin/api/ (accounts with balances and positions, reset,
+fund, set a balance, mode), plus /healthz and /metrics. Never under /api/v3.
 
 State changes need `Content-Type: application/json` (a cross-site form cannot send it
 without a CORS preflight, which we never grant) and, whenever the server listens on a
@@ -84,7 +84,32 @@ def _account_id(request: web.Request) -> int:
     return account_id
 
 
-def account_summary(request: web.Request, account_id: int) -> dict[str, Any]:
+async def positions(request: web.Request, account_id: int) -> list[dict[str, Any]]:
+    """Per asset traded: the open position the account's fills add up to (average-cost
+    method, the dashboard's PnL ledger: starting balances are not trades), valued at the
+    symbol's last price. `unrealised_pnl` is in the symbol's quote asset, null when MEXC
+    has no price."""
+    service = request.config_dict[keys.SERVICE]
+    ledger = await request.config_dict[keys.PNL].ledger(account_id)
+    out: list[dict[str, Any]] = []
+    for symbol in sorted(ledger.positions):
+        p = ledger.positions[symbol]
+        if not p.qty:
+            continue
+        price = await service.upstream.last_price(symbol)
+        out.append({
+            "asset": p.base,
+            "symbol": symbol,
+            "quantity": p.qty,
+            "avg_cost": p.avg_cost,
+            "quote": p.quote,
+            "price": price,
+            "unrealised_pnl": p.unrealised(price),
+        })
+    return out
+
+
+async def account_summary(request: web.Request, account_id: int) -> dict[str, Any]:
     service = request.config_dict[keys.SERVICE]
     info = service.accounts[account_id]
     acct = service.account(account_id)
@@ -98,28 +123,27 @@ def account_summary(request: web.Request, account_id: int) -> dict[str, Any]:
             {"asset": b.asset, "free": b.free, "locked": b.locked, "total": b.total}
             for b in service.balances(account_id)
         ],
+        "positions": await positions(request, account_id),
     }
 
 
 async def list_accounts(request: web.Request) -> web.Response:
     service = request.config_dict[keys.SERVICE]
-    return _json({"accounts": [account_summary(request, a) for a in service.account_ids()]})
+    return _json({"accounts": [await account_summary(request, a) for a in service.account_ids()]})
 
 
 async def get_account(request: web.Request) -> web.Response:
-    return _json(account_summary(request, _account_id(request)))
+    return _json(await account_summary(request, _account_id(request)))
 
 
 async def reset_account(request: web.Request) -> web.Response:
     _guard(request)
     account_id = _account_id(request)
     await request.config_dict[keys.SERVICE].reset_account(account_id)
-    return _json(account_summary(request, account_id))
+    return _json(await account_summary(request, account_id))
 
 
-async def fund_account(request: web.Request) -> web.Response:
-    _guard(request)
-    account_id = _account_id(request)
+async def _asset_amount(request: web.Request, allow_zero: bool) -> tuple[str, Decimal]:
     try:
         data = jsonutil.loads_decimal(await request.read())
         asset = str(data["asset"]).upper()
@@ -128,7 +152,8 @@ async def fund_account(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(reason='expected {"asset": "USDT", "amount": "100"}') from None
     if (
         not amount.is_finite()
-        or amount <= 0
+        or amount < 0
+        or (amount == 0 and not allow_zero)
         # a plausible amount: below 10^15 and at most 18 decimals (an exponent like 1e-999999999
         # would be written out as a gigabyte of zeros; 10^5000 is no balance)
         or amount.adjusted() >= 15
@@ -136,9 +161,27 @@ async def fund_account(request: web.Request) -> web.Response:
         or not asset.isalnum()
         or len(asset) > 20
     ):
-        raise web.HTTPBadRequest(reason="amount must be a positive decimal, asset alphanumeric")
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise web.HTTPBadRequest(reason=f"amount must be {kind} decimal, asset alphanumeric")
+    return asset, amount
+
+
+async def fund_account(request: web.Request) -> web.Response:
+    """Add `amount` to the free balance of `asset`."""
+    _guard(request)
+    account_id = _account_id(request)
+    asset, amount = await _asset_amount(request, allow_zero=False)
     await request.config_dict[keys.SERVICE].fund(account_id, asset, amount)
-    return _json(account_summary(request, account_id))
+    return _json(await account_summary(request, account_id))
+
+
+async def set_balance(request: web.Request) -> web.Response:
+    """Set the free balance of `asset` to `amount` (what open orders hold stays locked)."""
+    _guard(request)
+    account_id = _account_id(request)
+    asset, amount = await _asset_amount(request, allow_zero=True)
+    await request.config_dict[keys.SERVICE].set_balance(account_id, asset, amount)
+    return _json(await account_summary(request, account_id))
 
 
 async def get_mode(request: web.Request) -> web.Response:
@@ -170,6 +213,7 @@ ADMIN_ROUTES = [
     web.get("/admin/api/accounts/{account_id}", get_account),
     web.post("/admin/api/accounts/{account_id}/reset", reset_account),
     web.post("/admin/api/accounts/{account_id}/fund", fund_account),
+    web.post("/admin/api/accounts/{account_id}/balance", set_balance),
     web.get("/admin/api/mode", get_mode),
     web.post("/admin/api/mode", set_mode),
 ]

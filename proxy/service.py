@@ -537,6 +537,16 @@ class PaperService:
         await self._commit(txn)
         return new
 
+    async def set_balance(self, account_id: int, asset: str, free: Decimal) -> Balance:
+        """Set the free amount of one asset; what open orders hold stays locked."""
+        txn = Txn(self.state, self.clock.now_ms())
+        b = txn.balance(account_id, asset)
+        new = Balance(asset, free, b.locked)
+        txn.set_balance(account_id, new)
+        txn.emit("account.set_balance", account_id, asset=asset, free_before=b.free, free=free)
+        await self._commit(txn)
+        return new
+
 
 def _valid_symbol(symbol: str) -> bool:
     return 2 <= len(symbol) <= 40 and symbol.isascii() and symbol.isalnum() and symbol.isupper()
