@@ -189,6 +189,52 @@ def parse_contract_detail(data: Any) -> list[dict[str, Any]]:
     return d if isinstance(d, list) else [d]
 
 
+def parse_symbol_offline(data: Any) -> list[tuple[str, int, int | None]]:
+    """(symbol, state, offlineTime ms or None); state 2 suspended, 3 delisted. The reference
+    is UNSURE whether the live field is `state` (docs) or `status` (JKorf): either is read."""
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ShapeError("symbol/offline: expected {data: [...]}")
+    out = []
+    for item in data["data"]:
+        if not isinstance(item, dict) or not isinstance(item.get("symbol"), str):
+            raise ShapeError(f"symbol/offline: bad entry {item!r}")
+        state = item.get("state", item.get("status"))
+        if not isinstance(state, int):
+            raise ShapeError(f"symbol/offline: state not a number: {item!r}")
+        when = item.get("offlineTime")
+        if when is not None and not isinstance(when, int):
+            raise ShapeError(f"symbol/offline: offlineTime not a number: {when!r}")
+        out.append((item["symbol"], state, when))
+    return out
+
+
+def parse_announcements(data: Any) -> list[tuple[str, str, int]]:
+    """(title, url, postTime ms) of every announcement on the page."""
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ShapeError("announcements: expected {code, data: [...], msg}")
+    out = []
+    for page in data["data"]:
+        if not isinstance(page, dict) or not isinstance(page.get("details"), list):
+            raise ShapeError("announcements: expected data[].details")
+        for d in page["details"]:
+            if not (isinstance(d, dict) and isinstance(d.get("title"), str)
+                    and isinstance(d.get("url"), str) and isinstance(d.get("postTime"), int)):
+                raise ShapeError(f"announcements: bad entry {d!r}")
+            out.append((d["title"], d["url"], d["postTime"]))
+    return out
+
+
+def parse_etf_info(data: Any) -> dict[str, Decimal]:
+    """Net value per leveraged-token symbol (one object, or an array without `symbol`)."""
+    items = data if isinstance(data, list) else [data]
+    out = {}
+    for e in items:
+        if not isinstance(e, dict) or not isinstance(e.get("symbol"), str):
+            raise ShapeError(f"etf/info: bad entry {e!r}")
+        out[e["symbol"]] = _d(e.get("netValue"), "etf/info netValue")
+    return out
+
+
 def parse_error(data: Any) -> tuple[int, str] | None:
     """MEXC's error body `{"code": int, "msg": str}`; None if it is not one."""
     if isinstance(data, dict) and isinstance(data.get("code"), int) and "msg" in data:

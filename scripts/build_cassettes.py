@@ -12,6 +12,13 @@ Sources:
                                        depth/trades/klines/tickers; a 6-symbol exchangeInfo)
   gocryptotrader/http_with_futures.json  the same plus /api/v1/contract/detail
   jkorf-mexc-net/ExchangeData/GetApiSymbols.txt etc.  live captures 2025-01-23
+  jkorf-mexc-net/ExchangeData/GetAnnouncements.txt     /api/v3/announcements (JKorf's fixture)
+No recording exists of three routed public paths, so their interactions are NOT real
+answers (each is marked in the cassette's header comment):
+  /api/v3/symbol/offline   the documented sample, reference mexc-spot-v3.md section 5.4
+  /api/v3/etf/info         the documented sample, reference section 5.16
+  /api/v3/historicalTrades the reference (section 5.8) documents "same params/response as
+                           /trades", so it is the real recorded /trades?symbol=BTCUSDT answer
 Depth and trades for the symbols other than BTCUSDT are derived from their recorded
 bookTicker and ticker/24hr values (one level per side), keeping the recorded shapes.
 Recorded keys were re-sorted alphabetically by gocryptotrader; we keep them as recorded.
@@ -62,6 +69,54 @@ def write(path: Path, interactions: list[dict[str, Any]], comment: str) -> None:
     print(f"wrote {path} ({len(interactions)} interactions)")
 
 
+def jkorf(fixtures: Path, name: str) -> tuple[str, str, Any]:
+    """(path, query, body) of a JKorf Mexc.Net test fixture: line 1 the method, line 2 the
+    path, line 3 the auth flag, an optional `UriParams: {...}` line, then the JSON answer."""
+    lines = (fixtures / "jkorf-mexc-net" / name).read_text(encoding="utf-8").splitlines()
+    method, path, _auth, rest = lines[0].strip(), lines[1].strip(), lines[2], lines[3:]
+    assert method == "GET", name
+    params: dict[str, Any] = {}
+    if rest and rest[0].startswith("UriParams:"):
+        params = json.loads(rest[0].removeprefix("UriParams:"))
+        rest = rest[1:]
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return path, query, json.loads("\n".join(rest))
+
+
+# Routed public paths with no recorded answer: the reference's documented samples
+# (mexc-spot-v3.md sections 5.4 and 5.16), verbatim. NOT real answers.
+SYMBOL_OFFLINE_DOC_SAMPLE = {
+    "data": [{"symbol": "LVNUSDT", "state": 3},
+             {"symbol": "LOKAUSDT", "state": 3, "offlineTime": 1724125694000}],
+}
+ETF_INFO_DOC_SAMPLE = {
+    "symbol": "OP3SUSDT", "netValue": "0.332", "feeRate": "0.00001", "timestamp": 1661494588543,
+    "leverage": -3, "realLeverage": 2.9126, "mergedTimes": 3, "lastMergedTime": 1659063531000,
+    "basket": 24678.0916,
+}
+
+
+def unrecorded_paths(fixtures: Path, r: dict[str, Any]) -> list[dict[str, Any]]:
+    """announcements (a real capture), then the three paths nobody recorded."""
+    path, query, body = jkorf(fixtures, "ExchangeData/GetAnnouncements.txt")
+    trades = next(rec["data"] for rec in recorded(r, "/api/v3/trades")
+                  if rec["queryString"] == "symbol=BTCUSDT")
+    return [
+        interaction(path, query, body),
+        interaction("/api/v3/historicalTrades", "symbol=BTCUSDT", trades),  # = /trades, section 5.8
+        interaction("/api/v3/symbol/offline", "", SYMBOL_OFFLINE_DOC_SAMPLE),  # doc sample
+        interaction("/api/v3/etf/info", "symbol=OP3SUSDT", ETF_INFO_DOC_SAMPLE),  # doc sample
+    ]
+
+
+UNRECORDED_NOTE = (
+    "announcements: the JKorf Mexc.Net fixture (GetAnnouncements.txt)\n"
+    "# historicalTrades: NOT a recording of it; the recorded /trades answer (same response, reference 5.8)\n"
+    "# symbol/offline, etf/info: NOT recordings; no recording exists, the reference's documented samples"
+    " (5.4, 5.16)"
+)
+
+
 def routes(fixtures: Path) -> dict[str, Any]:
     data = json.loads((fixtures / "gocryptotrader" / "http_spot_only.json").read_text())
     return data["routes"]
@@ -83,8 +138,10 @@ def build(fixtures: Path, out: Path) -> None:
     for rec in futures["/api/v1/contract/detail"]["GET"]:
         public.append(interaction("/api/v1/contract/detail", rec["queryString"], rec["data"]))
     public.append(interaction("/api/v3/ping", "", {}))  # documented body `{}`
+    public.extend(unrecorded_paths(fixtures, r))
     write(out / "mexc_public.yaml", public,
-          "real MEXC answers recorded ~2025-12-31 (gocryptotrader) + contract/detail")
+          "real MEXC answers recorded ~2025-12-31 (gocryptotrader) + contract/detail\n# "
+          + UNRECORDED_NOTE)
 
     # ---- the demo market ----
     info_all = recorded(r, "/api/v3/exchangeInfo")[0]["data"]
@@ -137,8 +194,9 @@ def build(fixtures: Path, out: Path) -> None:
         }]
         demo.append(interaction("/api/v3/trades", f"symbol={sym}&limit=100", page))
         demo.append(interaction("/api/v3/ticker/price", f"symbol={sym}", price_all[sym]))
+    demo.extend(unrecorded_paths(fixtures, r))
     write(out / "demo.yaml", demo,
-          "offline demo market built from real MEXC recordings (~2025-12-31)")
+          "offline demo market built from real MEXC recordings (~2025-12-31)\n# " + UNRECORDED_NOTE)
 
     # ---- MEXC error answers (bodies as observed, reference sections 2.4 and 3) ----
     errors = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,24 @@ def aiohttp_server(aiohttp_server: Any) -> Any:
 @pytest.fixture
 def fake() -> FakeMexc:
     return FakeMexc()
+
+
+@pytest.fixture(autouse=True)
+def paper_mode_sends_nothing_signed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that uses a fake upstream (`fake`, or a module's override of it) checks
+    at teardown that it received no signed request and no X-MEXC-APIKEY header: in paper
+    mode nothing signed ever leaves the machine. Live-mode tests that forward on purpose
+    opt out, explicitly, with `@pytest.mark.live_upstream`."""
+    if "fake" not in request.fixturenames or request.node.get_closest_marker("live_upstream"):
+        yield
+        return
+    upstream: FakeMexc = request.getfixturevalue("fake")
+    yield
+    signed = [(s.method, s.path) for s in upstream.signed_requests()]
+    assert signed == [], (
+        f"the fake upstream received signed requests or an API key header: {signed} "
+        "(a live-mode test that forwards on purpose must be marked @pytest.mark.live_upstream)"
+    )
 
 
 @pytest.fixture

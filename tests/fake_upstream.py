@@ -16,6 +16,7 @@ import copy
 import json
 import threading
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -52,6 +53,7 @@ class Seen:
     query: str
     headers: dict[str, str]
     body: bytes
+    raw_path: str = ""  # as sent, still percent-encoded
 
 
 class FakeMexc:
@@ -97,7 +99,7 @@ class FakeMexc:
         page = self.trades.setdefault(symbol, [])
         page.insert(0, {
             "id": None, "isBestMatch": True, "isBuyerMaker": buyer_maker, "price": price,
-            "qty": qty, "quoteQty": str(float(price) * float(qty)), "time": time_ms,
+            "qty": qty, "quoteQty": format(Decimal(price) * Decimal(qty), "f"), "time": time_ms,
             "tradeType": "ASK" if buyer_maker else "BID",
         })
         del page[100:]
@@ -135,7 +137,7 @@ class FakeMexc:
         body = await request.read()
         self.seen.append(
             Seen(request.method, request.path, request.rel_url.raw_query_string,
-                 dict(request.headers), body)
+                 dict(request.headers), body, request.rel_url.raw_path)
         )
         fault = self.faults.get(request.path) or self.faults.get("*")
         if fault is not None:

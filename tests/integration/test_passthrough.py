@@ -13,17 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
-from conftest import KEY, SECRET, make_settings
+from conftest import KEY, NOW, SECRET, make_settings
 from fake_upstream import FakeMexc, Fault
 from mexc_client import ccxt_query
+from yarl import URL
 
-from proxy import parsers
+from proxy import api, keys, parsers
 from proxy.app import create_app
 from proxy.clock import FixedClock
 from proxy.config import LiveSettings, UpstreamSettings
+from proxy.routes import MEXC_ROUTES
 from proxy.upstream import (
+    _KNOWN_PATHS,
     HttpTransport,
     RecordingTransport,
     ReplayTransport,
@@ -33,6 +35,12 @@ from proxy.upstream import (
 
 ROOT = Path(__file__).resolve().parents[2]
 MEXC = "https://api.mexc.com"
+# every public path the route table serves: forwarded, or answered locally (time, and
+# contract/detail when the upstream is down)
+ROUTED_PUBLIC = frozenset(
+    r.path for r in MEXC_ROUTES
+    if r.method == "GET" and r.handler in (api.passthrough, api.contract_detail, api.server_time)
+)
 
 
 def mexc_settings(tmp_path: Path, **kw: Any) -> Any:
@@ -59,18 +67,28 @@ def recorded_public() -> list[tuple[str, str, Any]]:
 async def test_every_recorded_public_path_passes_through_unchanged(
     aiohttp_client: Any, tmp_path: Path, vcr: Any
 ) -> None:
-    client = await aiohttp_client(create_app(mexc_settings(tmp_path)))
+    app = create_app(mexc_settings(tmp_path), clock=FixedClock(NOW))
+    client = await aiohttp_client(app)
     cases = recorded_public()
-    assert len(cases) >= 20
+    assert {path for path, _q, _r in cases} == ROUTED_PUBLIC
     for path, query, want in cases:
+        url = f"{path}?{query}" if query else path
         if path == "/api/v3/time":
-            continue  # answered from the sidecar's clock
-        resp = await client.get(f"{path}?{query}" if query else path)
+            # answered from the sidecar's clock and never forwarded; the recording still
+            # goes through the upstream client unchanged
+            plays = vcr.play_count
+            resp = await client.get(url)
+            assert (resp.status, await resp.json()) == (200, {"serverTime": NOW})
+            assert vcr.play_count == plays
+            got = await app[keys.UPSTREAM].get(path, query)
+            assert (got.status, got.body) == (want.status, want.body)
+            continue
+        resp = await client.get(url)
         body = await resp.read()
-        assert resp.status == want.status, path
-        assert body == want.body, f"{path}?{query}"
+        assert resp.status == want.status, url
+        assert body == want.body, url
         assert resp.headers["Content-Type"].startswith("application/json")
-    assert vcr.play_count >= len(cases) - 1
+    assert vcr.all_played  # every recorded interaction was asked for, none is stale
 
 
 @pytest.mark.vcr
@@ -141,18 +159,22 @@ def test_contract_every_recorded_response_parses() -> None:
         "/api/v3/defaultSymbols": parsers.parse_default_symbols,
         "/api/v1/contract/detail": parsers.parse_contract_detail,
         "/api/v3/ping": lambda d: d == {} or (_ for _ in ()).throw(parsers.ShapeError("ping")),
+        "/api/v3/historicalTrades": parsers.parse_trades,
+        "/api/v3/symbol/offline": parsers.parse_symbol_offline,
+        "/api/v3/announcements": parsers.parse_announcements,
+        "/api/v3/etf/info": parsers.parse_etf_info,
     }
-    seen: set[str] = set()
+    assert set(parsers_by_path) == ROUTED_PUBLIC  # a new public route needs a parser here
     for name in ("mexc_public.yaml", "demo.yaml"):
+        seen: set[str] = set()
         for it in load_cassette(ROOT / "cassettes" / name):
             _m, path, _q, resp = interaction_parts(it)
             data = json.loads(resp.body)
             parsers_by_path[path](data)
             seen.add(path)
-    assert seen == set(parsers_by_path)
-    rules = parsers.parse_exchange_info(json.loads(recorded_public()[0][2].body)
-                                        if recorded_public()[0][0] == "/api/v3/exchangeInfo"
-                                        else _exchange_info())
+        # and a recording in both cassettes (scripts/build_cassettes.py)
+        assert seen == ROUTED_PUBLIC, (name, sorted(ROUTED_PUBLIC - seen))
+    rules = parsers.parse_exchange_info(_exchange_info())
     btc = rules["BTCUSDT"]
     assert (btc.base_precision, btc.price_precision, str(btc.min_qty), str(btc.min_notional)) == (
         8, 2, "0.000001", "1")
@@ -164,6 +186,27 @@ def _exchange_info() -> Any:
         if path == "/api/v3/exchangeInfo" and not query:
             return json.loads(resp.body)
     raise AssertionError("no exchangeInfo recording")
+
+
+def test_contract_the_newer_public_paths_parse_to_their_recorded_values() -> None:
+    by_path = {path: json.loads(resp.body) for path, _q, resp in recorded_public()}
+    news = parsers.parse_announcements(by_path["/api/v3/announcements"])
+    assert news[0] == ("OKX to list Virtuals Protocol (VIRTUAL) for spot trading",
+                       "https://www.mexc.com/help/okx-to-list-virtuals-protocol-virtual-for-spot-trading",
+                       1761620404821)
+    assert parsers.parse_symbol_offline(by_path["/api/v3/symbol/offline"]) == [
+        ("LVNUSDT", 3, None), ("LOKAUSDT", 3, 1724125694000)]
+    assert str(parsers.parse_etf_info(by_path["/api/v3/etf/info"])["OP3SUSDT"]) == "0.332"
+    with pytest.raises(parsers.ShapeError):
+        parsers.parse_symbol_offline({"data": [{"symbol": "X", "state": "3"}]})
+    with pytest.raises(parsers.ShapeError):
+        parsers.parse_announcements({"code": 0, "data": [{"details": [{"title": "t"}]}], "msg": ""})
+
+
+def test_upstream_known_paths_are_the_routed_public_paths() -> None:
+    """Replay tells "not recorded" (503) from "MEXC has no such path" (404) by this set."""
+    assert _KNOWN_PATHS == ROUTED_PUBLIC
+    assert set(api.PUBLIC_PATHS) < ROUTED_PUBLIC
 
 
 def test_contract_error_bodies_parse() -> None:
@@ -260,14 +303,23 @@ async def test_paper_mode_never_forwards_a_signature_or_api_key(
         assert resp.status == 400
         assert await resp.json() == {
             "code": 730003, "msg": f"Unsupported operation: {path} is not available in paper mode"}
-    # and every order/account call stays local
-    local = [("GET", "/api/v3/account"), ("POST", "/api/v3/order"), ("GET", "/api/v3/openOrders")]
-    for method, path in local:
-        q = ccxt_query({"symbol": "BTCUSDT"}, SECRET, ts=clock.now_ms())
-        await client.request(method, f"{path}?{q}", headers={"X-MEXC-APIKEY": KEY})
+    # and every order/account call stays local: a real, accepted order included
+    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "80000"}
+    local = [("GET", "/api/v3/account", {}), ("POST", "/api/v3/order", order),
+             ("GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"})]
+    answers = []
+    for method, path, params in local:
+        q = ccxt_query(params, SECRET, ts=clock.now_ms())
+        resp = await client.request(method, f"{path}?{q}", headers={"X-MEXC-APIKEY": KEY})
+        answers.append((resp.status, await resp.json()))
+    assert [status for status, _ in answers] == [200, 200, 200], answers
+    account, ack, open_orders = (data for _, data in answers)
+    assert {b["asset"] for b in account["balances"]} >= {"USDT", "BTC"}
+    assert ack["orderId"] and ack["symbol"] == "BTCUSDT"
+    assert [o["orderId"] for o in open_orders] == [ack["orderId"]]
     assert fake.signed_requests() == []
-    assert all(s.path not in ("/api/v3/account", "/api/v3/order", "/api/v3/capital/withdraw")
-               for s in fake.seen[seen:])
+    assert all(s.path not in ("/api/v3/account", "/api/v3/order", "/api/v3/openOrders",
+                              "/api/v3/capital/withdraw") for s in fake.seen[seen:])
 
 
 async def test_capital_config_getall_is_synthetic_and_read_only(signed: Any) -> None:
@@ -279,6 +331,7 @@ async def test_capital_config_getall_is_synthetic_and_read_only(signed: Any) -> 
     assert net["depositEnable"] is False and net["withdrawEnable"] is False
 
 
+@pytest.mark.live_upstream
 async def test_live_mode_forwards_signed_requests_unchanged(
     aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path, clock: FixedClock
 ) -> None:
@@ -294,13 +347,59 @@ async def test_live_mode_forwards_signed_requests_unchanged(
     got = fake.seen[-1]
     assert (got.method, got.path, got.query, got.body) == ("POST", "/api/v3/order", q, b"extra=1")
     assert got.headers["X-MEXC-APIKEY"] == "mx0vrealkey12345"
-    from proxy import keys
-
     await app[keys.STORE].flush()
     events = await app[keys.STORE].events(kind="live.request")
     assert events[0]["mode"] == "live"
     assert events[0]["data"]["path"] == "/api/v3/order"
     assert events[0]["data"]["api_key"] == "mx0v...2345"
+
+
+@pytest.mark.live_upstream
+async def test_live_request_without_an_upstream_answer_is_still_audited(
+    aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path, clock: FixedClock
+) -> None:
+    """A timed-out live order may have been placed (status UNKNOWN): the attempt is on the
+    audit log, with the kind of failure; so is one that never reached the upstream."""
+    fake.faults["/api/v3/order"] = Fault(status=0, delay_s=5)
+    live = {"live": LiveSettings(enabled=True), "mode": "live"}
+    q = ccxt_query({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1",
+                    "price": "1"}, "real-secret-we-never-see", ts=clock.now_ms())
+    results = []
+    for name, base in (("slow", str(fake_server.make_url("")).rstrip("/")), ("down", "http://127.0.0.1:9")):
+        settings = make_settings(tmp_path / name, upstream=UpstreamSettings(
+            base_url=base, timeout_s=0.5, connect_timeout_s=0.5), **live)
+        app = create_app(settings, clock=clock)
+        client = await aiohttp_client(app)
+        resp = await client.post(f"/api/v3/order?{q}", headers={"X-MEXC-APIKEY": "mx0vrealkey12345"})
+        results.append((resp.status, await resp.json()))
+        await app[keys.STORE].flush()
+        events = await app[keys.STORE].events(kind="live.request")
+        assert [(e["mode"], e["data"]) for e in events] == [("live", {
+            "method": "POST", "path": "/api/v3/order", "api_key": "mx0v...2345", "status": None,
+            "error": "timeout" if name == "slow" else "connect"})], name
+    assert results == [(504, {"code": 504, "msg": "Gateway Time-out"}),
+                       (503, {"code": 503, "msg": "service not available, please try again"})]
+    orders = [s for s in fake.seen if s.path == "/api/v3/order"]
+    assert [(s.method, s.query) for s in orders] == [("POST", q)]  # the slow one did go out
+
+
+@pytest.mark.live_upstream
+async def test_live_mode_forwards_the_path_still_percent_encoded(
+    aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path, clock: FixedClock
+) -> None:
+    settings = make_settings(tmp_path, str(fake_server.make_url("")).rstrip("/"),
+                             live=LiveSettings(enabled=True), mode="live")
+    app = create_app(settings, clock=clock)
+    client = await aiohttp_client(app)
+    q = ccxt_query({"coin": "USDT"}, "real-secret-we-never-see", ts=clock.now_ms())
+    url = client.make_url("").join(URL(f"/api/v3/sub-account/a%2Fb?{q}", encoded=True))
+    resp = await client.session.get(url, headers={"X-MEXC-APIKEY": "mx0vrealkey12345"})
+    assert resp.status == 404  # the fake's answer, passed back
+    got = fake.seen[-1]
+    assert (got.raw_path, got.query) == ("/api/v3/sub-account/a%2Fb", q)  # not .../a/b
+    await app[keys.STORE].flush()
+    events = await app[keys.STORE].events(kind="live.request")
+    assert events[0]["data"]["status"] == 404
 
 
 # ------------------------------------------------------------------ record and replay
@@ -334,13 +433,46 @@ async def test_record_then_replay(aiohttp_server: Any, fake: FakeMexc, tmp_path:
     assert "signature" not in text and "X-MEXC-APIKEY" not in text
 
 
+async def test_replay_answers_an_unknown_path_with_the_mexc_404(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """Offline, a path MEXC does not serve gets the 404 the sidecar answers for unknown
+    paths elsewhere, not a "no recording" 503; a public MEXC path that was not recorded
+    still says so."""
+    settings = make_settings(tmp_path, upstream=UpstreamSettings(
+        replay_path=str(ROOT / "cassettes" / "demo.yaml"), market_cache_ms=0))
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.get("/api/v3/noSuchPath?symbol=BTCUSDT")
+    assert resp.status == 404
+    assert resp.headers["Content-Type"].startswith("application/json")
+    body = await resp.read()
+    assert json.loads(body) == {"code": 404, "msg": "Not Found"}
+    elsewhere = await client.post("/api/v3/noSuchPath")  # answered by the sidecar itself
+    assert (elsewhere.status, await elsewhere.read()) == (404, body)
+    assert (await client.get("/api/v3/etf/info?symbol=OP3SUSDT")).status == 200  # recorded
+
+    only_ping = tmp_path / "ping.yaml"
+    only_ping.write_text(
+        "version: 1\ninteractions:\n- request: {body: null, headers: {}, method: GET, uri: "
+        "'https://api.mexc.com/api/v3/ping'}\n  response: {body: {string: '{}'}, headers: "
+        "{Content-Type: [application/json]}, status: {code: 200, message: OK}}\n")
+    settings = make_settings(tmp_path / "p", upstream=UpstreamSettings(replay_path=str(only_ping)))
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/api/v3/ping")).status == 200
+    resp = await client.get("/api/v3/klines?symbol=BTCUSDT&interval=5m")
+    data = await resp.json()
+    assert (resp.status, data["code"]) == (503, 503)
+    assert "no recording for GET /api/v3/klines" in data["msg"]
+    resp = await client.get("/api/v3/noSuchPath")
+    assert (resp.status, await resp.read()) == (404, body)
+
+
 async def test_offline_demo_fills_a_resting_order(aiohttp_client: Any, tmp_path: Path) -> None:
     """The README's offline command: the recorded market moves and a resting buy fills."""
     settings = make_settings(tmp_path, upstream=UpstreamSettings(
         replay_path=str(ROOT / "cassettes" / "demo.yaml"), market_cache_ms=0))
     app = create_app(settings)
     client = await aiohttp_client(app)
-    from proxy import keys
     from proxy.app import WATCHER
 
     q = ccxt_query({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
@@ -357,6 +489,3 @@ async def test_offline_demo_fills_a_resting_order(aiohttp_client: Any, tmp_path:
     balances = {b.asset: b for b in app[keys.SERVICE].balances(1)}
     assert balances["BTC"].free == 1 + __import__("decimal").Decimal("0.01")
 
-
-def test_unused_web_import_guard() -> None:
-    assert web.Application  # keeps the aiohttp import meaningful for type hints above
