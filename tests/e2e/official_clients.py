@@ -28,6 +28,20 @@ from urllib.parse import quote, urlencode
 
 import requests
 
+# The base-URL overrides README "MEXC's official SDKs" tells users to make (clients.md
+# section 4), written for `base`. The clients below take their URL from these same lines,
+# and tests/e2e/test_e2e_readme.py checks that the README quotes each one verbatim.
+DEMO_CONFIG_OVERRIDE = 'mexc_host = "{base}"'  # the demo's config.py
+DEMO_HOSTS_OVERRIDE = 'trade.hosts = "{base}"'  # or per object: trade = mexc_trade()
+JS_SDK_OVERRIDE = 'client.config.baseURL = "{base}/api/v3"'  # the SDK's base URL includes /api/v3
+
+
+def override_url(override: str, base: str) -> str:
+    """The URL an override line sets, for `base`: the quoted value of the assignment."""
+    value = override.format(base=base).split(" = ", 1)[1]
+    assert value.startswith('"') and value.endswith('"'), override
+    return value[1:-1]
+
 
 def hmac_hex(secret: str, text: str) -> str:
     return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
@@ -35,7 +49,7 @@ def hmac_hex(secret: str, text: str) -> str:
 
 class DemoClient:
     def __init__(self, hosts: str, key: str, secret: str) -> None:
-        self.hosts = hosts  # the demo's override: obj.hosts = "http://127.0.0.1:8080"
+        self.hosts = override_url(DEMO_HOSTS_OVERRIDE, hosts)  # what the demo then prefixes
         self.key = key
         self.secret = secret
         self.last: requests.Response | None = None
@@ -77,7 +91,7 @@ def encode_uri_component(value: object) -> str:
 
 class JsSdkClient:
     def __init__(self, base: str, key: str, secret: str) -> None:
-        self.base_url = base + "/api/v3"  # the SDK's override: client.config.baseURL = ...
+        self.base_url = override_url(JS_SDK_OVERRIDE, base)  # base + "/api/v3"
         self.key = key
         self.secret = secret
         self.last_url = ""

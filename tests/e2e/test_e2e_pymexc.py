@@ -7,6 +7,7 @@ on public calls too, and signs klines and avgPrice; returns the raw MEXC JSON.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,6 +27,13 @@ class Pymexc:
         result = getattr(self.client, method)(*args, **kwargs)
         return await result if self.is_async else result
 
+    async def close(self) -> None:
+        """pymexc never closes its curl_cffi session; a bot (and this suite) must."""
+        if self.is_async:
+            await self.client.session.close()
+        else:
+            self.client.session.close()
+
     async def error(self, method: str, *args: Any, **kwargs: Any) -> str:
         with pytest.raises(AsyncMexcAPIError if self.is_async else MexcAPIError) as info:
             await self(method, *args, **kwargs)
@@ -39,8 +47,10 @@ def make(flavour: str, sidecar: Sidecar, secret: str = SECRET) -> Pymexc:
 
 
 @pytest.fixture(params=["sync", "async"])
-def pm(request: pytest.FixtureRequest, sidecar: Sidecar) -> Pymexc:
-    return make(request.param, sidecar)
+async def pm(request: pytest.FixtureRequest, sidecar: Sidecar) -> AsyncIterator[Pymexc]:
+    client = make(request.param, sidecar)
+    yield client
+    await client.close()
 
 
 async def balances(pm: Pymexc) -> dict[str, tuple[str, str]]:
@@ -164,8 +174,11 @@ async def test_errors_are_mexc_json(pm: Pymexc, sidecar: Sidecar) -> None:
     msg = await pm.error("deposit_address", "USDT")
     assert msg.startswith("(code=730003): Unsupported operation: /api/v3/capital/deposit/address")
     wrong = make("async" if pm.is_async else "sync", sidecar, secret="not-the-secret")
-    assert await wrong.error("account_information") == (
-        "(code=700002): Signature for this request is not valid.")
+    try:
+        assert await wrong.error("account_information") == (
+            "(code=700002): Signature for this request is not valid.")
+    finally:
+        await wrong.close()
     assert await balances(pm) == {"BTC": ("1", "0"), "USDT": ("10000", "0")}
 
 

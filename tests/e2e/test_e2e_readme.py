@@ -1,13 +1,18 @@
 """README "Point your bot at mexc-paper" is what CI runs: the recipes are quoted verbatim from
-bot_recipes.py (which every e2e test uses), its usage snippets and the curl recipe run
-against the sidecar, the compose block is the example file, and the endpoint table names
-every route the sidecar has."""
+bot_recipes.py (which every e2e test uses), the official clients' base-URL overrides are the
+lines official_clients.py builds its URLs from, its usage snippets and the curl recipe run
+against the sidecar, the compose block is the example file, and the endpoint table gives
+every route the class proxy/api.py gives it (simulated, answered locally, passed through,
+refused), the refused and 404/405 rows checked against the running sidecar."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -15,7 +20,15 @@ import yaml
 from proxy import api
 from proxy.routes import MEXC_ROUTES
 
-from .e2e_harness import KEY, SECRET, Sidecar
+from .e2e_harness import KEY, SECRET, Market, Sidecar
+from .official_clients import (
+    DEMO_CONFIG_OVERRIDE,
+    DEMO_HOSTS_OVERRIDE,
+    JS_SDK_OVERRIDE,
+    DemoClient,
+    JsSdkClient,
+    override_url,
+)
 from .readme_blocks import DEFAULT_BASE, ROOT, code_blocks, run_curl_recipe, section
 
 RECIPES = (Path(__file__).parent / "bot_recipes.py").read_text(encoding="utf-8")
@@ -80,14 +93,127 @@ def test_readme_compose_block_is_the_example_file() -> None:
     assert compose["services"]["bot"]["depends_on"]["mexc-paper"]["condition"] == "service_healthy"
 
 
-def test_readme_endpoint_table_names_every_route() -> None:
-    table = section("What is simulated, passed through, or refused (paper mode)")
+def test_readme_official_sdk_overrides_are_the_ones_the_tests_use() -> None:
+    official = section("MEXC's official SDKs")
+    for override in (DEMO_CONFIG_OVERRIDE, DEMO_HOSTS_OVERRIDE, JS_SDK_OVERRIDE):
+        line = override.format(base=DEFAULT_BASE)
+        assert line in official, f"README's official SDK recipe lacks {line!r}"
+    # and these are the URLs the official-client tests send to
+    assert DemoClient(DEFAULT_BASE, KEY, SECRET).hosts == DEFAULT_BASE
+    assert override_url(DEMO_CONFIG_OVERRIDE, DEFAULT_BASE) == DEFAULT_BASE
+    assert JsSdkClient(DEFAULT_BASE, KEY, SECRET).base_url == f"{DEFAULT_BASE}/api/v3"
+    assert "tests/e2e/official_clients.py" in official
+
+
+TABLE = section("What is simulated, passed through, or refused (paper mode)")
+METHODS = ("GET", "POST", "PUT", "DELETE")
+# the README's wording of each class -> the class proxy/api.py puts a path in
+CLASS_OF_WORDING = {
+    "simulated": "simulated",  # api.SIGNED_PATHS: the paper engine and the account
+    "synthetic": "simulated",
+    "listenKey answered": "simulated",
+    "answered from the sidecar's clock": "local",  # api.LOCAL_PATHS
+    "passed through, or": "local",  # /api/v1/contract/detail: forwarded, or answered locally
+    "passed through": "passed through",  # api.PUBLIC_PATHS, and the fallback's unsigned GETs
+    "refused": "refused",  # the fallback: any other signed path, 730003
+    "`{\"code\":404": "not found",  # the fallback's 404 and 405
+}
+
+
+def table_rows() -> list[tuple[str, str, list[str]]]:
+    """(class, endpoint cell, backquoted tokens) per row of the README's endpoint table."""
+    rows = []
+    for line in TABLE.splitlines():
+        if not line.startswith("| ") or line.startswith(("| MEXC endpoint", "|---")):
+            continue
+        endpoints, wording = (c.strip() for c in line.strip().strip("|").split(" | ", 1))
+        matches = [words for words in CLASS_OF_WORDING if wording.startswith(words)]
+        assert matches, f"README endpoint table: no class for {wording!r}"
+        cls = CLASS_OF_WORDING[max(matches, key=len)]
+        if endpoints.startswith("any other"):  # the fallback's rows: no fixed paths
+            cls = f"any other: {cls}"
+        rows.append((cls, endpoints, re.findall(r"`([^`]+)`", endpoints)))
+    assert len(rows) >= 10, TABLE
+    return rows
+
+
+def routes_named(tokens: list[str]) -> set[tuple[str, str]]:
+    """`POST /a`, `/b` (the method before it), `GET`, `PUT`, `DELETE /c` (three methods)."""
+    out: set[tuple[str, str]] = set()
+    pending: list[str] = []
+    last = ""
+    for token in tokens:
+        method, _, path = token.rpartition(" ") if " " in token else ("", "", token)
+        if token in METHODS:
+            pending.append(token)
+            continue
+        assert path.startswith("/api/"), token
+        if method:
+            assert method in METHODS, token
+            last = method
+        assert last, f"no method for {token}"
+        out |= {(m, path) for m in (*pending, last)}
+        pending = []
+    assert pending == [], tokens
+    return out
+
+
+def test_readme_endpoint_table_classes_match_the_code() -> None:
+    named: dict[str, set[tuple[str, str]]] = {}
+    for cls, _endpoints, tokens in table_rows():
+        if cls in ("simulated", "local", "passed through"):
+            named.setdefault(cls, set()).update(routes_named(tokens))
+    paths = {cls: {p for _m, p in routes} for cls, routes in named.items()}
+    assert paths["simulated"] == set(api.SIGNED_PATHS)
+    assert paths["local"] == set(api.LOCAL_PATHS)
+    assert paths["passed through"] == set(api.PUBLIC_PATHS)
+    # and with the methods of the route table: every route named once, nothing extra
     routes = {(r.method, r.path) for r in MEXC_ROUTES if "{" not in r.path}
     assert len(routes) > 30
-    for method, path in sorted(routes):
-        rows = [ln for ln in table.splitlines() if f"{path}`" in ln]
-        assert rows, f"{method} {path} is missing from the README table"
-        assert any(method in row for row in rows), f"{method} {path}: no README row names the method"
-    for path in (*api.PUBLIC_PATHS, *api.SIGNED_PATHS):
-        assert f"{path}`" in table, path
-    assert "730003" in table and "never forwarded" in table
+    everything = named["simulated"] | named["local"] | named["passed through"]
+    assert sum(map(len, named.values())) == len(everything), "a route is in two classes"
+    assert everything == routes
+    for cls in ("local", "passed through"):
+        assert {m for m, _p in named[cls]} == {"GET"}, cls
+    assert "730003" in TABLE and "never forwarded" in TABLE
+
+
+def refused_paths() -> list[str]:
+    """The examples of the refused row (`capital/withdraw`, `sub-account/*`, ...) as paths."""
+    (tokens,) = [t for cls, _e, t in table_rows() if cls == "any other: refused"]
+    out = ["/api/v3/" + t.replace("*", "paper-test") for t in tokens]
+    assert len(out) >= 8, tokens
+    return out
+
+
+def test_readme_refused_and_unknown_rows_are_what_the_sidecar_does(sidecar: Sidecar, market: Market) -> None:
+    js = JsSdkClient(sidecar.url, KEY, SECRET)
+    for path in refused_paths():
+        assert path not in api.SIGNED_PATHS and path not in api.PUBLIC_PATHS and path not in api.LOCAL_PATHS
+        for method in ("GET", "POST"):
+            status, answer = js.sign_request(method, path.removeprefix("/api/v3"), {"coin": "USDT"})
+            assert (status, answer) == (400, {
+                "code": 730003, "msg": f"Unsupported operation: {path} is not available in paper mode"})
+    refused = set(refused_paths())
+    assert [s.path for s in market.requests() if s.path in refused] == []  # never forwarded
+    # the unsigned-GET row: forwarded as it is, under both prefixes
+    (row,) = [e for cls, e, _t in table_rows() if cls == "any other: passed through"]
+    for prefix in ("/api/v3/", "/api/v1/contract/"):
+        assert f"`{prefix}`" in row
+        path = f"{prefix}paper-test-unknown"
+        status, _answer = plain_get(f"{sidecar.url}{path}?a=1")
+        assert [(s.path, s.query) for s in market.requests() if s.path == path] == [(path, "a=1")]
+    # the last row: another method of a known path, a path outside the forwarded prefixes
+    assert [cls for cls, _e, _t in table_rows()][-1] == "not found"
+    status, answer = js.public_request("PATCH", "/order")
+    assert (status, answer) == (405, {"code": 405, "msg": "Method Not Allowed"})
+    assert plain_get(f"{sidecar.url}/api/v9/nothing") == (404, {"code": 404, "msg": "Not Found"})
+
+
+def plain_get(url: str) -> tuple[int, object]:
+    """An unsigned GET without an API key: (status, JSON)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())

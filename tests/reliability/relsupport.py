@@ -1,16 +1,16 @@
 """Helpers shared by the reliability tests: MEXC-shape checks, a signing caller, the
 ledger checks (conservation of money through fills) and the figures recorder.
 
-Figures: every reliability test records what it did (requests, kills, examples, faults).
-With `MEXC_PAPER_FIGURES=path.json` set, they are merged into that file, which is where
-the numbers in docs/reliability.md come from.
+Figures: the reliability tests record what they did (requests, kills, examples, faults)
+with `record_figures`, in memory. At the end of the session, tests/reliability/conftest.py
+merges them into `$MEXC_PAPER_FIGURES` when it is set (`write_figures`); that file is
+where the numbers in docs/reliability.md come from.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -49,12 +49,21 @@ ZERO = Decimal(0)
 SIGNED_PARAM = "signature="
 
 
+FIGURES: dict[str, Any] = {}  # name -> values, recorded during this session
+
+
 def record_figures(name: str, **values: Any) -> None:
-    """Merge `values` under `name` into $MEXC_PAPER_FIGURES (if set); always printed."""
+    """Keep `values` under `name` for this session's figures (a later call with the same
+    name replaces them); always printed (`pytest -s` shows them)."""
     print(f"[figures] {name}: {json.dumps(values, sort_keys=True, default=str)}")
-    target = os.environ.get("MEXC_PAPER_FIGURES")
-    if not target:
-        return
+    FIGURES[name] = values
+
+
+def write_figures(target: str | None) -> Path | None:
+    """Merge this session's figures into the JSON file `target` (if set and any were
+    recorded): figures of tests that did not run this time stay as they were."""
+    if not target or not FIGURES:
+        return None
     path = Path(target)
     data: dict[str, Any] = {}
     if path.exists():
@@ -62,8 +71,9 @@ def record_figures(name: str, **values: Any) -> None:
             data = json.loads(path.read_text())
         except ValueError:
             data = {}
-    data[name] = values
+    data.update(FIGURES)
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    return path
 
 
 def assert_mexc_error(status: int, content_type: str, body: bytes) -> dict[str, Any]:

@@ -11,17 +11,26 @@ hold after every example.
 The apps run with `reraise_unexpected=True`, so an unexpected exception fails loudly
 instead of becoming the generic MEXC 500 (which one test checks with it off).
 
-Examples per test: $MEXC_PAPER_FUZZ_EXAMPLES (default 250 in CI; e.g. 5000 for a long run:
-`MEXC_PAPER_FUZZ_EXAMPLES=5000 pytest tests/reliability/test_bad_input.py`).
+Every signed route, every raw-body route and every public path class is its own
+hypothesis run (parametrised), so each one is fuzzed in every run: hypothesis's
+`sampled_from` over 22 routes leaves some route without a single example in a large share
+of 250-example runs. After each run the test asserts that its route or class received
+examples. Examples per fuzz test: $MEXC_PAPER_FUZZ_EXAMPLES (default 250 in CI), spread
+evenly over its routes or classes; e.g. 5000 for a long run:
+`MEXC_PAPER_FUZZ_EXAMPLES=5000 pytest tests/reliability/test_bad_input.py -m slow`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import math
 import os
+from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -34,19 +43,25 @@ from hypothesis import strategies as st
 from relsupport import KEY, KEY2, NOW, SECRET, assert_mexc_answer, assert_mexc_error, record_figures
 from yarl import URL
 
-from proxy import keys
+from proxy import api, keys
 from proxy.clock import FixedClock
 from proxy.engine.state import check_invariants
 from proxy.routes import MEXC_ROUTES
 
 LINE_LIMIT = 30_000  # aiohttp refuses request lines over 32 KiB before any app code runs
 EXAMPLES = int(os.environ.get("MEXC_PAPER_FUZZ_EXAMPLES", "250"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,  # no .hypothesis/ in the working tree; failures print their example
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+
+
+def fuzz(items: int) -> settings:
+    """EXAMPLES per fuzz test, spread over its `items` parametrised routes or classes."""
+    return settings(
+        max_examples=max(1, math.ceil(EXAMPLES / items)),
+        deadline=None,
+        database=None,  # no .hypothesis/ in the working tree; failures print their example
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
 ORDER = ["symbol", "side", "type", "quantity", "quoteOrderQty", "price", "newClientOrderId"]
 PARAMS: dict[str, list[str]] = {
     "/api/v3/order": [*ORDER, "orderId", "origClientOrderId"],
@@ -79,9 +94,18 @@ SIGNED_ROUTES = sorted(
      if r.path.startswith("/api/v3/") and r.handler.__module__ == "proxy.api"
      and r.handler.__name__ not in ("passthrough", "server_time", "fallback")}
 )
-PUBLIC_ROUTES = sorted(
-    {("GET", r.path) for r in MEXC_ROUTES if r.handler.__name__ in ("passthrough", "server_time")}
-)
+ODD_PATHS = ["/api/v3/", "/api/v3/capital/withdraw", "/api/v3/%zz", "/api/v3/%ff", "/api/v3/order/",
+             "/api/v3//order", "/api/v3/../admin/api/mode", "/api/v3/" + "x" * 3000]
+# the kinds of path the fallback and the public routes tell apart (proxy/api.py)
+PATH_CLASSES: dict[str, Any] = {
+    "public market data (passed through)": st.sampled_from(api.PUBLIC_PATHS),
+    "answered by the sidecar": st.sampled_from(sorted(api.LOCAL_PATHS)),
+    "signed paths, unsigned or another method": st.sampled_from(sorted(api.SIGNED_PATHS)),
+    "odd paths": st.sampled_from(ODD_PATHS),
+    "random paths under /api/v3/": st.text(
+        alphabet=st.characters(codec="ascii", exclude_characters="?#%\x00"), max_size=30
+    ).map(lambda s: "/api/v3/" + quote(s, safe="/")),
+}
 
 NASTY = [
     "", " ", "0", "-0", "-1", "0.0", "00", "1e3", "1E3", "1e-7", "1E+2", "1e999999999", "NaN",
@@ -139,8 +163,8 @@ json_junk = st.recursive(
 
 
 @st.composite
-def api_requests(draw: Any) -> dict[str, Any]:
-    method, path = draw(st.sampled_from(SIGNED_ROUTES))
+def api_requests(draw: Any, route: tuple[str, str]) -> dict[str, Any]:
+    method, path = route
     names = PARAMS.get(path, []) + COMMON
     name = st.one_of(st.sampled_from(names), st.sampled_from(names), st.text(max_size=12))
     pairs = draw(st.lists(st.tuples(name, values), max_size=8))
@@ -226,36 +250,76 @@ async def send(client: TestClient, method: str, target: str, body: bytes,
         return resp.status, resp.headers.get("Content-Type", ""), await resp.read()
 
 
-STATS: dict[str, dict[str, int]] = {}
+# test -> route or path class -> answers by code ("200" or the MEXC code), this session
+EXAMPLES_SENT: dict[str, dict[str, Counter[str]]] = {}
 
 
-def count(test: str, status: int, body: bytes) -> None:
-    s = STATS.setdefault(test, {"examples": 0})
-    s["examples"] += 1
+def count(test: str, item: str, status: int, body: bytes) -> None:
+    """One example that reached the sidecar, and what it was answered."""
     code = "200" if status == 200 else str(json.loads(body).get("code"))
-    s[code] = s.get(code, 0) + 1
+    EXAMPLES_SENT.setdefault(test, {}).setdefault(item, Counter())[code] += 1
 
 
-@FUZZ
-@given(req=api_requests())
+def bad_input_figures() -> dict[str, Any]:
+    out: dict[str, Any] = {"examples_per_test": EXAMPLES}
+    for test, items in EXAMPLES_SENT.items():
+        by_code: Counter[str] = Counter()
+        for codes in items.values():
+            by_code.update(codes)
+        out[test] = {"examples": sum(by_code.values()), "by_code": dict(by_code),
+                     "items": len(items), "examples_per_item": {k: sum(v.values()) for k, v in items.items()}}
+    out["total_examples"] = sum(out[t]["examples"] for t in EXAMPLES_SENT)
+    return out
+
+
+def assert_every_item_fuzzed(test: str, item_arg: str) -> Callable[[Any], Any]:
+    """Wraps a parametrised hypothesis test: after all of its examples have run, the
+    route or path class of this item must have received at least one example (one that
+    reached the sidecar and was counted), then the figures are updated."""
+
+    def decorate(hypothesis_test: Any) -> Any:
+        @functools.wraps(hypothesis_test)  # keeps .hypothesis: pytest-asyncio runs inner_test
+        def run(**kwargs: Any) -> None:
+            item = kwargs[item_arg]
+            label = item if isinstance(item, str) else " ".join(item)
+            before = sum(EXAMPLES_SENT.get(test, {}).get(label, Counter()).values())
+            hypothesis_test(**kwargs)
+            sent = sum(EXAMPLES_SENT.get(test, {}).get(label, Counter()).values()) - before
+            assert sent >= 1, f"{test}: {label} received no example"
+            record_figures("bad_input", **bad_input_figures())
+
+        return run
+
+    return decorate
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("route", SIGNED_ROUTES, ids=":".join)
+@assert_every_item_fuzzed("signed", "route")
+@fuzz(len(SIGNED_ROUTES))
+@given(data=st.data())
 async def test_signed_endpoints_never_500_and_rejections_change_nothing(
-    client: TestClient, fake: FakeMexc, clock: FixedClock, req: dict[str, Any]
+    client: TestClient, fake: FakeMexc, clock: FixedClock, route: tuple[str, str], data: Any
 ) -> None:
+    req = data.draw(api_requests(route), label="request")
     world = World(client)
     before = await world.snapshot()
     seen = len(fake.seen)
     method, target, body, headers = build(req)
     assume(len(target) < LINE_LIMIT)  # longer lines never reach the app (see the test below)
-    status, ctype, data = await send(client, method, target, body, headers)
-    assert_mexc_answer(status, ctype, data)
+    status, ctype, answer = await send(client, method, target, body, headers)
+    assert_mexc_answer(status, ctype, answer)
     after = await world.snapshot()
     if status != 200:
-        assert after == before, (status, data)
+        assert after == before, (status, answer)
     assert_nothing_signed(fake.seen[seen:])
-    count("signed", status, data)
+    count("signed", " ".join(route), status, answer)
 
 
-@FUZZ
+@pytest.mark.slow
+@pytest.mark.parametrize("route", SIGNED_ROUTES, ids=":".join)
+@assert_every_item_fuzzed("raw bodies", "route")
+@fuzz(len(SIGNED_ROUTES))
 @given(body=st.one_of(
     st.binary(max_size=3000),
     json_junk.map(lambda j: json.dumps(j).encode()),
@@ -265,7 +329,7 @@ async def test_signed_endpoints_never_500_and_rejections_change_nothing(
                      b'{"quantity":-1e-999999999}', b'{"x":' + b"1" * 5000 + b"}",
                      b"symbol=BTCUSDT&symbol=ETHUSDT", b"\xff\xfe\x00", b"a=%ff&b=\xff",
                      b'{"batchOrders":"[{\\"newClientOrderId\\":\\"\\\\ud800\\"}]"}']),
-), route=st.sampled_from(SIGNED_ROUTES), valid_signature=st.booleans(),
+), valid_signature=st.booleans(),
    ctype=st.sampled_from(["application/json", "application/x-www-form-urlencoded", "text/plain"]))
 async def test_raw_bodies_never_500(
     client: TestClient, fake: FakeMexc, body: bytes, route: tuple[str, str], valid_signature: bool,
@@ -283,43 +347,31 @@ async def test_raw_bodies_never_500(
     if status != 200:
         assert await world.snapshot() == before, data
     assert_nothing_signed(fake.seen[seen:])
-    count("raw bodies", status, data)
+    count("raw bodies", " ".join(route), status, data)
 
 
-@FUZZ
-@given(path=st.one_of(
-    st.sampled_from([p for _m, p in PUBLIC_ROUTES]),
-    st.sampled_from(["/api/v3/", "/api/v3/capital/withdraw", "/api/v3/%zz", "/api/v3/%ff",
-                     "/api/v3/order/", "/api/v3//order", "/api/v3/../admin/api/mode",
-                     "/api/v1/contract/detail", "/api/v3/" + "x" * 3000]),
-    st.text(alphabet=st.characters(codec="ascii", exclude_characters="?#%\x00"), max_size=30)
-      .map(lambda s: "/api/v3/" + quote(s, safe="/")),
-), method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
-   query=st.lists(st.tuples(st.sampled_from(["symbol", "signature", "timestamp", "limit", "interval"])
-                            | st.text(max_size=10), values), max_size=5).map(encode_pairs),
-   raw=st.lists(st.sampled_from(RAW), max_size=2).map("&".join),
-   key=st.sampled_from([None, KEY, "x"]))
+@pytest.mark.slow
+@pytest.mark.parametrize("path_class", list(PATH_CLASSES))
+@assert_every_item_fuzzed("public and unknown paths", "path_class")
+@fuzz(len(PATH_CLASSES))
+@given(data=st.data(), method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+       query=st.lists(st.tuples(st.sampled_from(["symbol", "signature", "timestamp", "limit", "interval"])
+                                | st.text(max_size=10), values), max_size=5).map(encode_pairs),
+       raw=st.lists(st.sampled_from(RAW), max_size=2).map("&".join),
+       key=st.sampled_from([None, KEY, "x"]))
 async def test_public_and_unknown_paths_never_500(
-    client: TestClient, fake: FakeMexc, path: str, method: str, query: str, raw: str, key: str | None
+    client: TestClient, fake: FakeMexc, path_class: str, data: Any, method: str, query: str, raw: str,
+    key: str | None,
 ) -> None:
+    path = data.draw(PATH_CLASSES[path_class], label="path")
     seen = len(fake.seen)
     q = "&".join(x for x in (query, raw) if x)
     assume(len(path) + len(q) < LINE_LIMIT)
     headers = {"X-MEXC-APIKEY": key} if key else {}
-    status, ctype, data = await send(client, method, f"{path}?{q}" if q else path, b"", headers)
-    if path.startswith("/api/"):
-        assert_mexc_answer(status, ctype, data)
-        count("public and unknown paths", status, data)
-    else:  # `..` normalised away from /api/: not ours to shape, but never a 500
-        assert status != 500
+    status, ctype, answer = await send(client, method, f"{path}?{q}" if q else path, b"", headers)
+    assert_mexc_answer(status, ctype, answer)
     assert_nothing_signed(fake.seen[seen:])
-
-
-async def test_every_signed_endpoint_is_fuzzed() -> None:
-    paths = {p for _m, p in SIGNED_ROUTES}
-    assert {"/api/v3/order", "/api/v3/batchOrders", "/api/v3/account", "/api/v3/myTrades",
-            "/api/v3/allOrders", "/api/v3/openOrders", "/api/v3/userDataStream"} <= paths
-    assert len(SIGNED_ROUTES) >= 20
+    count("public and unknown paths", path_class, status, answer)
 
 
 @pytest.mark.parametrize("size,status", [(65536, None), (65537, 413), (1_000_000, 413)])
@@ -444,14 +496,6 @@ async def test_unexpected_error_is_a_generic_mexc_500_without_traceback(
         status, ctype, data = await send(client, "GET", f"/api/v3/account?{q}", b"", {"X-MEXC-APIKEY": KEY})
     assert (status, assert_mexc_error(status, ctype, data)) == (500, {"code": 500, "msg": "Internal error"})
     assert any("request_id=" in r.getMessage() and r.exc_info for r in caplog.records)
-
-
-def test_zz_fuzz_figures() -> None:
-    """Runs last in this module: reports how many inputs were tried."""
-    if not STATS:
-        pytest.skip("reports the fuzz tests of this module; run them too")
-    record_figures("bad_input", examples_per_test=EXAMPLES, **STATS,
-                   total_examples=sum(s["examples"] for s in STATS.values()))
 
 
 def test_decimal_rendering_is_never_exponent() -> None:

@@ -8,7 +8,7 @@ is accounted for: per order, the fills sum to executedQty/cummulativeQuoteQty an
 exceed origQty, trade ids are unique, and the balances equal the starting balances moved
 by exactly those fills (no double spend, nothing created), in memory and on disk.
 
-Longer run: `MEXC_PAPER_LOAD_STEPS=60 pytest tests/reliability/test_concurrency.py`.
+Longer run: `MEXC_PAPER_LOAD_STEPS=60 pytest tests/reliability/test_concurrency.py -m slow`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fake_upstream import FakeMexc
 from relsupport import (
     KEY,
@@ -165,6 +166,7 @@ async def mover_task(market: Market, watcher: Any, service: Any, done: asyncio.E
         check_invariants(service.state)
 
 
+@pytest.mark.slow  # scaled by the long run (docs/reliability.md)
 async def test_64_clients_one_account_market_moving(
     aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
 ) -> None:

@@ -17,7 +17,6 @@ guarded admin changes, and live passthrough only when both halves of the mode ru
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -351,6 +350,7 @@ def test_default_bind_is_loopback() -> None:
 
 STATE_CHANGES = [
     ("/admin/api/accounts/1/fund", {"asset": "USDT", "amount": "5"}),
+    ("/admin/api/accounts/1/balance", {"asset": "USDT", "amount": "5"}),
     ("/admin/api/accounts/1/reset", {}),
     ("/admin/api/mode", {"mode": "paper"}),
 ]
@@ -480,6 +480,7 @@ async def test_dashboard_cannot_switch_to_live_unless_armed(client: TestClient) 
     assert (await (await client.get("/admin/api/mode")).json())["mode"] == "paper"
 
 
+@pytest.mark.live_upstream  # forwards signed requests to the fake on purpose
 async def test_live_forwards_signed_requests_unchanged_and_paper_never(
     aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path
 ) -> None:
@@ -520,5 +521,4 @@ async def test_live_forwards_signed_requests_unchanged_and_paper_never(
     resp = await client.post("/admin/api/mode", json={"mode": "live"})
     assert resp.status == 200
     assert (await (await client.get("/admin/api/mode")).json())["mode"] == "live"
-    await asyncio.sleep(0)
     record_figures("security: live passthrough", forwarded_unchanged=len(sent))
