@@ -22,7 +22,7 @@ from . import jsonutil, keys, render, signing
 from .config import mask_key
 from .engine.model import Event, OrderType, Side
 from .engine.rules import NewOrder
-from .errors import ApiError, Err
+from .errors import ApiError, Err, status_message
 from .parsers import parse_exchange_info
 from .service import KeyInfo, PaperService
 from .store import Changes
@@ -35,9 +35,6 @@ _DECIMAL = re.compile(r"^(\d+\.?\d*|\.\d+)$")
 _DIGITS = re.compile(r"^\d{1,19}$")
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 _MAX_INT64 = 2**63 - 1  # SQLite's INTEGER; larger times and ids cannot be stored or compared
-_STATUS_MSG = {500: "Internal error", 502: "Bad Gateway", 503: "service not available, please try again",
-               504: "Gateway Time-out", 403: "Access Denied", 429: "Too Many Requests",
-               401: "No authority", 404: "Not Found"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SignedHandler = Callable[[web.Request, KeyInfo, dict[str, str]], Awaitable[web.StreamResponse]]
@@ -55,7 +52,7 @@ def upstream_response(resp: RawResponse) -> web.Response:
     otherwise non-JSON error page becomes MEXC-shaped JSON with the same status."""
     headers = dict(resp.headers)
     if resp.status >= 400 and not resp.is_json:
-        msg = _STATUS_MSG.get(resp.status, "upstream error")
+        msg = status_message(resp.status)
         return web.Response(
             body=jsonutil.dumps({"code": resp.status, "msg": msg}),
             status=resp.status,
@@ -194,7 +191,7 @@ async def authenticate(request: web.Request) -> tuple[KeyInfo, dict[str, str]]:
     now = request.app[keys.CLOCK].now_ms()
     if not signing.timestamp_ok(now, int(ts), recv_window):
         raise ApiError(Err.TIMESTAMP_OUTSIDE_RECV_WINDOW)
-    if not signing.verify(info.secret, query_rest, body_rest, sig):
+    if not signing.verify(info.secret, query_rest, body_rest, sig, service.settings.server.strict_signature):
         raise ApiError(Err.SIGNATURE_INVALID)
     for k, v in params.items():
         if not _is_utf8(k) or not _is_utf8(v):
@@ -216,49 +213,40 @@ def _is_utf8(text: str) -> bool:
 
 async def forward_live(request: web.Request) -> web.Response:
     """Live passthrough: the signed request goes to MEXC unchanged; the answer comes back
-    unchanged. Every live request is written to the audit log, marked live."""
+    unchanged. Every live request is written to the audit log, marked live, whatever
+    happened: the upstream's status, or the kind of failure when there was no answer (a
+    timed-out order's status is UNKNOWN, so the attempt itself must be on record)."""
     upstream = request.app[keys.UPSTREAM]
-    store = request.app[keys.STORE]
-    clock = request.app[keys.CLOCK]
     body = await request.read() if request.can_read_body else b""
     headers = {"Content-Type": request.headers.get("Content-Type", JSON)}
     api_key = request.headers.get("X-MEXC-APIKEY")
     if api_key:
         headers["X-MEXC-APIKEY"] = api_key
     try:
+        # the path as received, still percent-encoded, as `passthrough` forwards it
         resp = await upstream.forward(
-            request.method, request.path, request.rel_url.raw_query_string, body or None, headers
+            request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
+            body or None, headers,
         )
     except UpstreamError as exc:
+        _audit_live(request, api_key, {"status": None, "error": exc.kind})
         raise upstream_failure(exc) from None
-    store.submit(
-        Changes(
-            events=[
-                (
-                    Event(
-                        "live.request",
-                        None,
-                        clock.now_ms(),
-                        {
-                            "method": request.method,
-                            "path": request.path,
-                            "api_key": mask_key(api_key or ""),
-                            "status": resp.status,
-                        },
-                    ),
-                    "live",
-                )
-            ]
-        )
-    )
-    log.info(
-        "live request %s %s -> %d",
-        request.method,
-        request.path,
-        resp.status,
-        extra={"mode": "live", "account": mask_key(api_key or "")},
-    )
+    _audit_live(request, api_key, {"status": resp.status})
     return upstream_response(resp)
+
+
+def _audit_live(request: web.Request, api_key: str | None, outcome: dict[str, Any]) -> None:
+    account = mask_key(api_key or "")
+    data = {"method": request.method, "path": request.path, "api_key": account, **outcome}
+    request.app[keys.STORE].submit(
+        Changes(events=[(Event("live.request", None, request.app[keys.CLOCK].now_ms(), data), "live")])
+    )
+    if outcome.get("error"):
+        log.warning("live request %s %s got no answer from the upstream: %s", request.method,
+                    request.path, outcome["error"], extra={"mode": "live", "account": account})
+    else:
+        log.info("live request %s %s -> %d", request.method, request.path, outcome["status"],
+                 extra={"mode": "live", "account": account})
 
 
 def signed(handler: SignedHandler) -> Handler:
@@ -711,18 +699,19 @@ async def fallback(request: web.Request) -> web.Response:
     """Every other /api/ path: signed requests are refused in paper mode (never
     forwarded); unsigned GETs of unknown public paths are forwarded; the rest is 404."""
     path = request.path
-    if path in SIGNED_PATHS or path in PUBLIC_PATHS:
+    if path in SIGNED_PATHS or path in PUBLIC_PATHS or path in LOCAL_PATHS:
         raise ApiError(Err.METHOD_NOT_ALLOWED)
-    if request.app[keys.MODE].is_live and _looks_signed(request):
-        return await forward_live(request)
     if _looks_signed(request):
-        if request.method == "GET" and path in PUBLIC_PATHS:
-            return await passthrough(request)
+        if request.app[keys.MODE].is_live:
+            return await forward_live(request)
         raise ApiError(Err.PAPER_UNSUPPORTED, path=path)
     if request.method == "GET" and path.startswith(("/api/v3/", "/api/v1/contract/")):
         return await passthrough(request)
     raise ApiError(Err.NOT_FOUND)
 
+
+# answered by the sidecar itself (GET only)
+LOCAL_PATHS = frozenset({"/api/v3/time", "/api/v1/contract/detail"})
 
 PUBLIC_PATHS = (
     "/api/v3/ping",

@@ -40,6 +40,11 @@ class ServerSettings:
     admin_token: str | None = field(default=None, repr=False)
     # largest accepted request body (bytes); larger bodies get HTTP 413 (MEXC JSON)
     max_body_bytes: int = 65536
+    # True: a signature must match the bytes as sent (or with '+' read as %20), nothing
+    # else. False: also the parameters re-encoded as client libraries encode them, which
+    # MEXC's own Python demo needs (it signs quoted values and sends them raw) (UNSURE:
+    # whether MEXC itself is that lenient; its demo working against it says it is)
+    strict_signature: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,8 @@ class DashboardSettings:
     enabled: bool = True
     # how often the equity curve gets a point per account (seconds)
     equity_interval_s: float = 60.0
+    # after an order, fill or funding, a point at most this often (seconds)
+    equity_change_gap_s: float = 5.0
     quote_asset: str = "USDT"
 
 
@@ -351,6 +358,7 @@ def settings_from_mapping(
         port=s.int("port", 8080, 0, 65535),
         admin_token=s.str("admin_token", None) or None,
         max_body_bytes=s.int("max_body_bytes", 65536, 1024, 64 * 1024 * 1024),
+        strict_signature=s.bool("strict_signature", False),
     )
     s.done()
 
@@ -415,6 +423,7 @@ def settings_from_mapping(
     dashboard = DashboardSettings(
         enabled=d.bool("enabled", True),
         equity_interval_s=d.float("equity_interval_s", 60.0),
+        equity_change_gap_s=d.float("equity_change_gap_s", 5.0),
         quote_asset=(d.str("quote_asset", "USDT") or "USDT").upper(),
     )
     d.done()

@@ -104,6 +104,10 @@ class Err(enum.Enum):
     INTERNAL = (500, 500, "Internal error")
     SERVICE_UNAVAILABLE = (503, 503, "service not available, please try again")
     GATEWAY_TIMEOUT = (504, 504, "Gateway Time-out")
+    # what an upstream HTML error page of these statuses becomes (the status is kept)
+    UNAUTHORIZED = (401, 401, "No authority")
+    FORBIDDEN = (403, 403, "Access Denied")
+    BAD_GATEWAY = (502, 502, "Bad Gateway")
 
     @property
     def status(self) -> int:
@@ -112,6 +116,25 @@ class Err(enum.Enum):
     @property
     def code(self) -> int:
         return self.value[1]
+
+
+# The message for an upstream error page that is not MEXC JSON, by its HTTP status.
+STATUS_MSG: dict[int, str] = {
+    e.status: e.value[2]
+    for e in (
+        Err.UNAUTHORIZED, Err.FORBIDDEN, Err.NOT_FOUND, Err.TOO_MANY_REQUESTS, Err.INTERNAL,
+        Err.BAD_GATEWAY, Err.SERVICE_UNAVAILABLE, Err.GATEWAY_TIMEOUT,
+    )
+}
+
+# Codes an upstream may answer `exchangeInfo?symbol=X` (or `depth`) with when X is not a
+# symbol: -1121 is recorded (cassettes/mexc_errors.yaml); 30014 and 10007 are the doc
+# table's "invalid symbol" and "bad symbol"; 400 is MEXC's generic code (UNSURE).
+INVALID_SYMBOL_CODES = frozenset({Err.INVALID_SYMBOL.code, 30014, Err.SYMBOL_NOT_API_TRADABLE.code, 400})
+
+
+def status_message(status: int) -> str:
+    return STATUS_MSG.get(status, "upstream error")
 
 
 REJECT_TO_ERR: dict[RejectReason, Err] = {

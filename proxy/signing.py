@@ -73,7 +73,7 @@ def _reencode(raw: str, safe: str) -> str:
 _CLIENT_SAFE = ("", "-_.!~*'()")
 
 
-def verify(secret: bytes, query: str, body: str, signature: str) -> bool:
+def verify(secret: bytes, query: str, body: str, signature: str, strict: bool = False) -> bool:
     """Constant-time check of `signature` over `query + body` (signature pairs removed).
 
     The bytes as received are tried first. Only if they fail: `+` read as `%20` (pymexc,
@@ -81,7 +81,7 @@ def verify(secret: bytes, query: str, body: str, signature: str) -> bool:
     encode them (an HTTP library between the signer and us may have normalised escapes,
     e.g. `%3A` to `:`, as yarl does unless told the URL is already encoded). Every
     variant signs the same decoded parameters, so none weakens the check (UNSURE whether
-    MEXC itself is this lenient).
+    MEXC itself is this lenient; `strict` stops after the `%20` retry, the documented rule).
     """
     if not is_well_formed(signature):
         return False
@@ -93,6 +93,8 @@ def verify(secret: bytes, query: str, body: str, signature: str) -> bool:
         alt = payload.replace(b"+", b"%20")
         if _std_hmac.compare_digest(sign(secret, alt).encode(), given):
             return True
+    if strict:
+        return False
     for safe in _CLIENT_SAFE:
         text = _reencode(query, safe) + _reencode(body, safe) if body else _reencode(query, safe)
         alt = text.encode("utf-8", "surrogateescape")

@@ -31,6 +31,7 @@ from yarl import URL
 from . import jsonutil
 from .config import UpstreamSettings
 from .engine.model import Book, SymbolRules, Trade
+from .errors import INVALID_SYMBOL_CODES, ApiError, Err
 from .parsers import (
     ShapeError,
     parse_depth,
@@ -154,6 +155,10 @@ class HttpTransport:
                     resp.headers.get("Content-Type", ""),
                     _keep_headers(resp.headers),
                 )
+        except aiohttp.ConnectionTimeoutError:
+            # no connection within connect_timeout_s: nothing was sent, the upstream is
+            # "not available" (503), unlike a request that went out and got no answer (504)
+            raise UpstreamError("connect", f"upstream unreachable: connect timeout {method} {path}") from None
         except TimeoutError:
             raise UpstreamError("timeout", f"upstream timed out: {method} {path}") from None
         except aiohttp.ClientPayloadError as exc:
@@ -201,7 +206,11 @@ def interaction_parts(it: dict[str, Any]) -> tuple[str, str, str, RawResponse]:
 class ReplayTransport:
     """Serves recorded answers. An exact (order-insensitive) query match wins, else any
     recording of the same path; repeated requests cycle through the recordings in order,
-    so the recorded market moves between snapshots."""
+    so the recorded market moves between snapshots.
+
+    A path MEXC does not serve at all gets the MEXC-shaped 404 the sidecar answers for
+    unknown paths elsewhere (MEXC answers 404, reference section 11 item 1; the body is
+    UNSURE there); only a public MEXC path the cassette lacks is a "no recording" error."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -227,6 +236,8 @@ class ReplayTransport:
             key = (method, path)
             answers = self.by_path.get(key)
         if not answers:
+            if path not in _KNOWN_PATHS:
+                return _NOT_FOUND
             raise UpstreamError("replay", f"no recording for {method} {path} in {self.path}")
         i = self.turn.get(key, 0)
         self.turn[key] = i + 1
@@ -296,14 +307,18 @@ class RecordingTransport:
 # --------------------------------------------------------------------------- the client
 
 
+# the public paths MEXC serves (api.PUBLIC_PATHS plus time and contract/detail; a unit
+# test keeps them equal): metric labels, and what replay knows it merely did not record
 _KNOWN_PATHS = frozenset(
     {
         "/api/v3/ping", "/api/v3/time", "/api/v3/defaultSymbols", "/api/v3/symbol/offline",
         "/api/v3/exchangeInfo", "/api/v3/depth", "/api/v3/trades", "/api/v3/historicalTrades",
         "/api/v3/aggTrades", "/api/v3/klines", "/api/v3/avgPrice", "/api/v3/ticker/24hr",
-        "/api/v3/ticker/price", "/api/v3/ticker/bookTicker", "/api/v1/contract/detail",
+        "/api/v3/ticker/price", "/api/v3/ticker/bookTicker", "/api/v3/announcements",
+        "/api/v3/etf/info", "/api/v1/contract/detail",
     }
 )
+_NOT_FOUND = RawResponse(Err.NOT_FOUND.status, ApiError(Err.NOT_FOUND).body(), "application/json")
 
 
 def _is_json(body: bytes) -> bool:
@@ -453,7 +468,7 @@ class MexcClient:
                 "/api/v3/exchangeInfo", f"symbol={symbol}", ttl, parse_exchange_info
             )
         except UpstreamError as exc:
-            if exc.status == 400 and exc.code in (-1121, 30014, 10007, 400):
+            if exc.status == 400 and exc.code in INVALID_SYMBOL_CODES:
                 raise UpstreamError("invalid_symbol", f"invalid symbol {symbol}") from None
             raise
         rules = all_rules.get(symbol)

@@ -86,3 +86,18 @@ def test_parse_pairs_survives_invalid_percent_encoding() -> None:
     signing.parse_pairs("a=%ZZ%&b=%ff%fe", out)
     assert out["a"] == "%ZZ%"
     assert isinstance(out["b"], str)
+
+
+def test_reencoded_parameters_verify_unless_strict() -> None:
+    """MEXC's Python demo signs `quote(v)` but sends `v` raw: the bytes differ, the
+    decoded parameters do not. Accepted by default, refused with `strict`."""
+    signed_text = "newClientOrderId=demo%3Ab%2F1&timestamp=1644489390087"
+    sent = "newClientOrderId=demo:b/1&timestamp=1644489390087"
+    signature = signing.sign(SECRET, signed_text.encode())
+    assert signing.verify(SECRET, sent, "", signature)
+    assert not signing.verify(SECRET, sent, "", signature, strict=True)
+    # the documented '+'-as-%20 retry stays on in strict mode
+    spaced = signing.sign(SECRET, b"a=x%20y&timestamp=1")
+    assert signing.verify(SECRET, "a=x+y&timestamp=1", "", spaced, strict=True)
+    # a re-encoding never makes different parameters verify
+    assert not signing.verify(SECRET, "newClientOrderId=demo:b/2&timestamp=1644489390087", "", signature)
