@@ -120,7 +120,9 @@ def create_app(
         await app[keys.STORE].flush()
 
     async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
-        watcher = MarketWatcher(app[keys.SERVICE], app[keys.UPSTREAM], settings.paper.poll_interval_s)
+        watcher = MarketWatcher(
+            app[keys.SERVICE], app[keys.UPSTREAM], settings.paper.poll_interval_s, app[keys.CLOCK].now_ms()
+        )
         app[WATCHER] = watcher
         watcher.start()
         yield

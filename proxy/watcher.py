@@ -7,8 +7,12 @@ exponentially (a 429 honours Retry-After) and are logged once per streak; the lo
 dies and never spins.
 
 MEXC trade ids are null, so new trades are found by comparing (time, price, qty, side)
-with the previous page. The first page for a symbol is only a baseline: those trades
-happened before we watched. Trades missed while the process was down are not replayed.
+with the previous page. Of the first page for a symbol, only trades printed since the
+process started count (an order placed on a symbol nobody watched yet must not lose the
+trades between its arrival and the first poll); the engine then ignores, for each order,
+trades printed before it rested. Trades missed while the process was down are not
+replayed. Times compared are MEXC's trade times and the sidecar's clock: a clock skew
+between the two shifts that boundary by the skew (NTP keeps it to milliseconds).
 """
 
 from __future__ import annotations
@@ -34,12 +38,15 @@ def _key(t: Trade) -> TradeKey:
     return (t.time_ms, t.price, t.qty, t.is_buyer_maker)
 
 
-def new_trades(previous: Counter[TradeKey] | None, page: list[Trade]) -> list[Trade]:
+def new_trades(
+    previous: Counter[TradeKey] | None, page: list[Trade], since_ms: int | None = None
+) -> list[Trade]:
     """Trades of `page` (oldest first) not in the previous page. Identical prints in the
     same millisecond are counted, not collapsed. Trades older than the previous page's
-    oldest are ignored (they scrolled in from before)."""
+    oldest are ignored (they scrolled in from before). Without a previous page, the
+    trades printed at or after `since_ms` (none when it is None: a baseline only)."""
     if previous is None:
-        return []
+        return [] if since_ms is None else [t for t in page if t.time_ms >= since_ms]
     if not previous:
         return list(page)
     oldest = min(k[0] for k in previous)
@@ -70,8 +77,16 @@ class _SymbolWatch:
 
 
 class MarketWatcher:
-    def __init__(self, service: PaperService, upstream: MexcClient, interval_s: float) -> None:
+    def __init__(
+        self,
+        service: PaperService,
+        upstream: MexcClient,
+        interval_s: float,
+        started_ms: int | None = None,
+    ) -> None:
         self.service = service
+        # trades printed before this (MEXC time) were missed while down: never replayed
+        self.started_ms = started_ms
         self.upstream = upstream
         self.interval = interval_s
         self.watches: dict[str, _SymbolWatch] = {}
@@ -161,7 +176,7 @@ class MarketWatcher:
         if w.logged:
             log.info("market data for %s is back after %d failures", symbol, w.failures)
         w.failures, w.logged, w.next_at, w.last_error = 0, False, 0.0, None
-        fresh = new_trades(w.last_page, page)
+        fresh = new_trades(w.last_page, page, self.started_ms)
         w.last_page = Counter(_key(t) for t in page)
         w.polls += 1
         w.trades_fed += len(fresh)

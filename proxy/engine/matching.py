@@ -549,7 +549,10 @@ def _on_trade(
             if model is not FillModel.TOUCH and budget <= 0:
                 break
             o = _current(txn, index, oid)
-            if not o.is_open or o.armed_seq >= trade.seq:
+            # only trades after the order rested: later on our tape, and printed (MEXC's
+            # time) no earlier than the order arrived (a poll page also holds the trades
+            # between the previous poll and the order)
+            if not o.is_open or o.armed_seq >= trade.seq or trade.time_ms < o.time_ms:
                 continue
             through = trade.price < o.price if side is Side.BUY else trade.price > o.price
             before = o.queue_ahead

@@ -184,8 +184,8 @@ def test_a_resting_order_filled_by_the_tape_says_why(
     page.locator(f'#open-orders tr[data-order-id="{order["orderId"]}"]').wait_for()
 
     def filled() -> bool:
-        # the watcher's first trade page is only a baseline: print fresh trades through
-        # the order's price until one arrives after it
+        # print trades through the order's price (after it rested) until the watcher's
+        # next poll has fed one to the engine
         if page.locator("#fills tbody tr[data-trade-id]").count():
             return True
         market.call(market.fake.print_trade, "BTCUSDT", "79999", "0.001", True, int(time.time() * 1000))

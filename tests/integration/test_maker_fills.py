@@ -221,3 +221,30 @@ async def test_the_watcher_polls_while_an_order_rests_and_stops_when_none_does(
     await bot.market_seen()
     assert depth_and_trade_polls(fake) == polls
     assert SYMBOL not in bot.app[WATCHER].watches
+
+
+async def test_trades_between_the_order_and_the_first_poll_of_its_symbol_count(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    """Nobody watched BTCUSDT before this order: the first page the watcher gets is not
+    a mere baseline. What printed after the order arrived fills it; what printed before
+    (the recorded tape, and a sweep 1 ms before the order) does not."""
+    fake = FakeMexc()
+    script_market(fake)
+    server = await aiohttp_server(fake.app())
+    clock = FixedClock(NOW)
+    bot = await start(aiohttp_client, settings_for(tmp_path, server), clock)
+    clock.advance(10)
+    fake.print_trade(SYMBOL, "86990", "1", SELLER, NOW + 9)  # through our bid, before it rested
+    oid = (await bot.call("POST", "/api/v3/order", BUY))["orderId"]
+    fake.print_trade(SYMBOL, "86995", "0.003", SELLER, NOW + 20)  # through our bid, after
+
+    await bot.market_seen()  # the first poll of BTCUSDT
+
+    o = await bot.order(oid)
+    # 0.003 x 87000 = 261, maker fee 0.261
+    assert (o["status"], o["executedQty"], o["cummulativeQuoteQty"]) == ("PARTIALLY_FILLED", "0.003", "261")
+    assert [(t["qty"], t["price"], t["commission"], t["isMaker"]) for t in await bot.trades()] == [
+        ("0.003", "87000", "0.261", True)]
+    # 870.87 reserved; 261.261 of it spent; 0.007 x 87000 x 1.001 = 609.609 still locked
+    assert await bot.balances() == {"USDT": ("9129.13", "609.609"), "BTC": ("1.003", "0")}

@@ -63,7 +63,7 @@ class Market:
         self.fake = fake
         self.rng = rng
         self.mid = Decimal("87900")
-        self.time_ms = NOW - 1000
+        self.time_ms = NOW  # orders rest at NOW (a fixed clock): trades print after them
         self.moves = 0
         self.trades = 0
         self.move()

@@ -492,3 +492,22 @@ def test_fill_events_carry_the_same_reason_for_the_audit_log() -> None:
     assert event.data["reason"] == fill.reason
     assert (event.data["qty"], event.data["price"], event.data["is_maker"]) == (D("0.4"), D("100.00"), True)
     m._commit(txn)
+
+
+# --------------------------------------------------------------------------- only after it rests
+
+
+def test_a_trade_printed_before_the_order_rested_never_fills_it() -> None:
+    """A poll page holds the trades since the previous poll, some of them older than an
+    order placed in between: later on our tape, but printed before the order arrived."""
+    m = Market()
+    o = m.rest(Side.BUY, "100.50", "1")  # inside the spread: nothing ahead of it
+    before = Trade(D("100.00"), D("5"), o.time_ms - 1, SELLER)  # through its price, 1 ms early
+    at = Trade(D("100.00"), D("0.4"), o.time_ms, SELLER)  # printed as it arrived: counts
+    m.now += 1
+    txn = matching.on_market(m.state, SYMBOL, None, [before, at], m.cfg, {}, m.now)
+    fills = m._commit(txn).fills
+
+    assert [(f.qty, f.reason["trade"]["time"]) for f in fills] == [(D("0.4"), o.time_ms)]
+    assert_maker_at_limit(fills, o)
+    assert (m.order(o).status, m.order(o).executed_qty) == (OrderStatus.PARTIALLY_FILLED, D("0.4"))
