@@ -16,6 +16,7 @@ from aiohttp.test_utils import make_mocked_request
 from bench.procs import KEY, ROOT, SECRET
 from proxy import api, keys, signing
 from proxy.clock import SystemClock
+from proxy.config import Settings
 from proxy.engine import matching
 from proxy.engine.model import Balance, Book, OrderType, Side, Trade
 from proxy.engine.rules import EngineConfig, NewOrder
@@ -138,6 +139,7 @@ def _auth_app() -> web.Application:
     app = web.Application()
     app[keys.SERVICE] = _Service()  # type: ignore[assignment]
     app[keys.CLOCK] = SystemClock()
+    app[keys.SETTINGS] = Settings()
     return app
 
 

@@ -191,7 +191,8 @@ async def authenticate(request: web.Request) -> tuple[KeyInfo, dict[str, str]]:
     now = request.app[keys.CLOCK].now_ms()
     if not signing.timestamp_ok(now, int(ts), recv_window):
         raise ApiError(Err.TIMESTAMP_OUTSIDE_RECV_WINDOW)
-    if not signing.verify(info.secret, query_rest, body_rest, sig, service.settings.server.strict_signature):
+    strict = request.app[keys.SETTINGS].server.strict_signature
+    if not signing.verify(info.secret, query_rest, body_rest, sig, strict):
         raise ApiError(Err.SIGNATURE_INVALID)
     for k, v in params.items():
         if not _is_utf8(k) or not _is_utf8(v):
