@@ -74,6 +74,7 @@ def sidecar_config(
     db: Path | None = None,
     market_cache_ms: int = 250,
     synchronous: str = "FULL",
+    exchange_info_ttl_s: float = 300,
 ) -> Path:
     """A config for the sidecar under test: the committed defaults, except an upstream on
     127.0.0.1, a DB in `workdir`, a rich account and no 500-open-orders cap."""
@@ -84,6 +85,7 @@ def sidecar_config(
             "timeout_s": 10,
             "connect_timeout_s": 3,
             "market_cache_ms": market_cache_ms,
+            "exchange_info_ttl_s": exchange_info_ttl_s,
         },
         "storage": {"path": str(db or workdir / "paper.sqlite3"), "synchronous": synchronous},
         "logging": {"level": "INFO", "access_log": False},

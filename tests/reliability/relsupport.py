@@ -2,7 +2,7 @@
 ledger checks (conservation of money through fills) and the figures recorder.
 
 Figures: the reliability tests record what they did (requests, kills, examples, faults)
-with `record_figures`, in memory. At the end of the session, tests/reliability/conftest.py
+with `record_figures`, in memory. At the end of the session, tests/conftest.py
 merges them into `$MEXC_PAPER_FIGURES` when it is set (`write_figures`); that file is
 where the numbers in docs/reliability.md come from.
 """
