@@ -64,12 +64,14 @@ class EquityRecorder:
         self._resets_seen: dict[int, int] = dict(service.resets)
         self._last: dict[int, Decimal] = {}  # account id -> the value of its last point
         self._changes: asyncio.Queue[str] = asyncio.Queue()
+        self._reset = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, first_timeout_s: float = 2.0) -> None:
         """Record the first point now (waiting at most `first_timeout_s` for prices, so a
         slow upstream cannot hold up start-up), then run in the background."""
         self.service.listeners.append(self._changes)
+        self.service.reset_events.append(self._reset)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._round(), first_timeout_s)
         self._task = asyncio.create_task(self._run(), name="equity-recorder")
@@ -81,6 +83,8 @@ class EquityRecorder:
                 await self._task
         with contextlib.suppress(ValueError):
             self.service.listeners.remove(self._changes)
+        with contextlib.suppress(ValueError):
+            self.service.reset_events.remove(self._reset)
 
     async def wait_rounds(self, n: int = 1) -> None:
         """Wait until `n` recording rounds have completed since start (tests)."""
@@ -156,6 +160,14 @@ class EquityRecorder:
             else:
                 due = last_timer + self.interval
             delay = due - loop.time()
+            if delay > 0 and (changed or not ok):
+                # a round is due at `due`: more changes add nothing before it, so they are
+                # not even listened to (one wake-up per order cost the order path ~25 %
+                # CPU); only a reset cuts the wait short, since it records at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._reset.wait(), delay)
+                self._reset.clear()
+                continue
             if delay > 0:
                 try:
                     async with asyncio.timeout(delay):
@@ -170,6 +182,7 @@ class EquityRecorder:
                     continue
             while not self._changes.empty():  # this round covers them
                 self._changes.get_nowait()
+            self._reset.clear()
             # (asyncio may wake a timeout up to its clock resolution early: allow a ms)
             timer = loop.time() + 0.001 >= last_timer + self.interval
             ok = await self._round(changed_only=not timer)

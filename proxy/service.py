@@ -112,6 +112,8 @@ class PaperService:
         self.accounts: dict[int, KeyInfo] = {}
         self._reloading: asyncio.Task[None] | None = None
         self.listeners: list[asyncio.Queue[str]] = []
+        # set on every account reset (the equity recorder waits on one between rounds)
+        self.reset_events: list[asyncio.Event] = []
         # account id -> how many times it was reset in this process (readers that cache
         # an account's history start over when it changes)
         self.resets: dict[int, int] = {}
@@ -505,6 +507,8 @@ class PaperService:
         acct.client_ids.clear()
         acct.balances = {a: Balance(a, v, ZERO) for a, v in balances.items()}
         self.resets[account_id] = self.resets.get(account_id, 0) + 1
+        for event in self.reset_events:
+            event.set()
         self._notify()
 
     async def switch_mode(self, mode: str, source: str) -> bool:
