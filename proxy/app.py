@@ -120,8 +120,11 @@ def create_app(
         await app[keys.STORE].flush()
 
     async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
+        # in replay the recorded trade times are not comparable with our clock: a
+        # symbol's first page is then a baseline only
+        started = None if settings.upstream.replay_path else app[keys.CLOCK].now_ms()
         watcher = MarketWatcher(
-            app[keys.SERVICE], app[keys.UPSTREAM], settings.paper.poll_interval_s, app[keys.CLOCK].now_ms()
+            app[keys.SERVICE], app[keys.UPSTREAM], settings.paper.poll_interval_s, started
         )
         app[WATCHER] = watcher
         watcher.start()

@@ -366,10 +366,12 @@ def settings_from_mapping(
     base_url = u.str("base_url", "https://api.mexc.com") or ""
     if not re.match(r"^https?://[^/\s]+", base_url):
         raise ConfigError(f"upstream.base_url: must be an http(s) URL, got {base_url!r}")
+    timeout_s = u.float("timeout_s", 10.0)
     upstream = UpstreamSettings(
         base_url=base_url.rstrip("/"),
-        timeout_s=u.float("timeout_s", 10.0),
-        connect_timeout_s=u.float("connect_timeout_s", 3.0),
+        timeout_s=timeout_s,
+        # by default 3 s, or the total timeout when that is shorter
+        connect_timeout_s=u.float("connect_timeout_s", min(3.0, timeout_s)),
         max_connections=u.int("max_connections", 32, 1, 1000),
         exchange_info_ttl_s=u.float("exchange_info_ttl_s", 300.0),
         market_cache_ms=u.int("market_cache_ms", 250, 0, 60000),
@@ -377,6 +379,12 @@ def settings_from_mapping(
         replay_path=u.str("replay_path", None) or None,
     )
     u.done()
+    if upstream.connect_timeout_s > upstream.timeout_s:
+        # the total timer would fire first: a connect timeout would look like a 504
+        raise ConfigError(
+            f"upstream.connect_timeout_s: must not exceed upstream.timeout_s ({upstream.timeout_s:g}),"
+            f" got {upstream.connect_timeout_s:g}"
+        )
     if upstream.record_path and upstream.replay_path:
         raise ConfigError("upstream.record_path: cannot record while replaying (replay_path is set)")
 

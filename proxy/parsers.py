@@ -67,9 +67,11 @@ def parse_depth(symbol: str, data: Any, seen_ms: int = 0) -> Book:
     bids = tuple(sorted(_levels(data["bids"], "depth.bids"), key=lambda lv: -lv[0]))
     asks = tuple(sorted(_levels(data["asks"], "depth.asks"), key=lambda lv: lv[0]))
     version = data.get("lastUpdateId")
+    stamp = data.get("timestamp")
+    market_ms = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
     if version is None:
-        version = data.get("timestamp", seen_ms)
-    return Book(symbol, bids, asks, str(version), seen_ms)
+        version = market_ms if market_ms is not None else seen_ms
+    return Book(symbol, bids, asks, str(version), seen_ms, market_ms)
 
 
 def parse_trades(data: Any) -> list[Trade]:

@@ -53,6 +53,9 @@ class RawResponse:
     body: bytes
     content_type: str
     headers: tuple[tuple[str, str], ...] = ()
+    # the body's end was announced (Content-Length or chunked), so a body cut short in
+    # transport raised instead of arriving here; False for connection-close framing
+    framed: bool = True
 
     @property
     def is_json(self) -> bool:
@@ -154,6 +157,8 @@ class HttpTransport:
                     data,
                     resp.headers.get("Content-Type", ""),
                     _keep_headers(resp.headers),
+                    "Content-Length" in resp.headers
+                    or "chunked" in resp.headers.get("Transfer-Encoding", "").lower(),
                 )
         except aiohttp.ConnectionTimeoutError:
             # no connection within connect_timeout_s: nothing was sent, the upstream is
@@ -323,15 +328,15 @@ _NOT_FOUND = RawResponse(Err.NOT_FOUND.status, ApiError(Err.NOT_FOUND).body(), "
 
 # Bodies up to this size are parsed to tell JSON from a truncated or HTML "success";
 # larger ones (exchangeInfo is ~1.5 MB: 13 ms to parse, on every forwarded request) are
-# judged by their first and last bytes. A body cut short in transport is caught anyway
-# (ClientPayloadError: fewer bytes than Content-Length); what is left is an upstream
-# that sends a complete, well-framed body that ends exactly at a closing bracket.
+# judged by their first and last bytes when their framing was checked: a body cut short
+# in transport then raised ClientPayloadError instead (fewer bytes than Content-Length,
+# or an unfinished chunked stream). Without framing (connection close) they are parsed.
 _PARSE_TO_CHECK = 64 * 1024
 _WS = b" \t\r\n"
 
 
-def _is_json(body: bytes) -> bool:
-    if len(body) > _PARSE_TO_CHECK:
+def _is_json(body: bytes, framed: bool = True) -> bool:
+    if framed and len(body) > _PARSE_TO_CHECK:
         head, tail = body.lstrip(_WS)[:1], body.rstrip(_WS)[-1:]
         return (head, tail) in ((b"{", b"}"), (b"[", b"]"))
     try:
@@ -387,7 +392,7 @@ class MexcClient:
         finally:
             if self.metrics is not None:
                 self.metrics.upstream_latency.labels(label).observe(time.perf_counter() - t0)
-        if resp.status < 400 and not _is_json(resp.body):
+        if resp.status < 400 and not _is_json(resp.body, resp.framed):
             # a truncated, empty or HTML "success" (a captive proxy, a maintenance page) is
             # no answer at all: never forwarded to the bot, cached or parsed
             exc = UpstreamError(

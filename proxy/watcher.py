@@ -85,8 +85,13 @@ class MarketWatcher:
         started_ms: int | None = None,
     ) -> None:
         self.service = service
-        # trades printed before this (MEXC time) were missed while down: never replayed
+        # trades printed before this were missed while down: never replayed (None: the
+        # first page of a symbol is a baseline only, as in replay, whose recorded times
+        # are not comparable with our clock)
         self.started_ms = started_ms
+        # symbol -> the newest trade time seen on its pages: when a symbol is watched
+        # again, what was seen before is not fed twice
+        self.seen_until: dict[str, int] = {}
         self.upstream = upstream
         self.interval = interval_s
         self.watches: dict[str, _SymbolWatch] = {}
@@ -176,7 +181,13 @@ class MarketWatcher:
         if w.logged:
             log.info("market data for %s is back after %d failures", symbol, w.failures)
         w.failures, w.logged, w.next_at, w.last_error = 0, False, 0.0, None
-        fresh = new_trades(w.last_page, page, self.started_ms)
+        since = self.started_ms
+        mark = self.seen_until.get(symbol)
+        if mark is not None:
+            since = mark + 1 if since is None else max(since, mark + 1)
+        fresh = new_trades(w.last_page, page, since)
+        if page:
+            self.seen_until[symbol] = max(page[-1].time_ms, mark if mark is not None else page[-1].time_ms)
         w.last_page = Counter(_key(t) for t in page)
         w.polls += 1
         w.trades_fed += len(fresh)

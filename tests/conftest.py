@@ -89,8 +89,8 @@ def aiohttp_server(aiohttp_server: Any) -> Any:
 
 
 @pytest.fixture
-def fake() -> FakeMexc:
-    return FakeMexc()
+def fake(clock: FixedClock) -> FakeMexc:
+    return FakeMexc(clock.now_ms)
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,8 @@ import asyncio
 import copy
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -57,7 +59,13 @@ class Seen:
 
 
 class FakeMexc:
-    def __init__(self) -> None:
+    """`clock`: the market's clock (a test's FixedClock.now_ms): depth answers carry its
+    time as MEXC's `timestamp`, as the live exchange stamps them. Without one, a book's
+    timestamp is the time of the last market event (the recording's, or the newest
+    printed trade's)."""
+
+    def __init__(self, clock: Callable[[], int] | None = None) -> None:
+        self.clock = clock
         self.recorded: dict[str, list[tuple[str, Any]]] = {}
         for it in load_cassette(PUBLIC):
             _method, path, query, resp = interaction_parts(it)
@@ -72,6 +80,7 @@ class FakeMexc:
         self.seen: list[Seen] = []
         self.faults: dict[str, Fault] = {}
         self.version = int(depth["lastUpdateId"])
+        self.market_ms = int(depth["timestamp"])  # the last market event
 
     def _rec(self, path: str, query: str) -> Any:
         for q, body in self.recorded[path]:
@@ -91,11 +100,12 @@ class FakeMexc:
             "asks": [[p, q] for p, q in asks],
             "bids": [[p, q] for p, q in bids],
             "lastUpdateId": self.version,
-            "timestamp": 1767205854814 + self.version,
+            "timestamp": self.market_ms,
         }
 
     def print_trade(self, symbol: str, price: str, qty: str, buyer_maker: bool, time_ms: int) -> None:
         """Add a trade (MEXC lists newest first)."""
+        self.market_ms = max(self.market_ms, time_ms)
         page = self.trades.setdefault(symbol, [])
         page.insert(0, {
             "id": None, "isBestMatch": True, "isBuyerMaker": buyer_maker, "price": price,
@@ -171,9 +181,9 @@ class FakeMexc:
             if book is None:
                 return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
             limit = int(q.get("limit", 100))
-            return web.json_response(
-                dict(book, bids=book["bids"][:limit], asks=book["asks"][:limit])
-            )
+            if self.clock is not None:  # stamped with the time of the answer, as MEXC does
+                book["timestamp"] = self.clock()
+            return web.json_response(dict(book, bids=book["bids"][:limit], asks=book["asks"][:limit]))
         if path == "/api/v3/trades":
             sym = q.get("symbol", "")
             if sym not in self.books and sym not in self.trades:
@@ -190,11 +200,19 @@ class FakeMexc:
         return web.json_response({"code": 404, "msg": "Not Found"}, status=404)
 
 
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class FakeMexcThread:
-    """Runs a FakeMexc on 127.0.0.1 in a thread (for sync clients and subprocesses)."""
+    """Runs a FakeMexc on 127.0.0.1 in a thread (for sync clients and subprocesses).
+    Those sidecars run on the system clock, so the market's clock is the wall clock too
+    unless the fake was given one."""
 
     def __init__(self, fake: FakeMexc | None = None) -> None:
-        self.fake = fake or FakeMexc()
+        self.fake = fake or FakeMexc(wall_clock_ms)
+        if self.fake.clock is None:
+            self.fake.clock = wall_clock_ms
         self.loop = asyncio.new_event_loop()
         self.port = 0
         self._ready = threading.Event()

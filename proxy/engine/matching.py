@@ -16,10 +16,10 @@ means cancel and re-add, which loses its queue position.
 
 Funds committed by an order (checked at submit, never discovered at fill time):
   BUY   the taker fills at their cost plus taker fee, plus the part that rests at
-        limit x (1 + maker fee); an IOC/FOK's unfilled part at limit x (1 + taker fee),
-        released at once when it is cancelled (the order must be affordable in full, as a
-        LIMIT BUY is on MEXC); a MARKET remainder commits nothing (UNSURE: MEXC may
-        check a MARKET BUY against a protective price).
+        limit x (1 + maker fee); an IOC/FOK's unfilled part the same way, released at
+        once when it is cancelled (the order must be affordable in full, as the same
+        LIMIT would be); a MARKET remainder commits nothing (UNSURE: MEXC may check a
+        MARKET BUY against a protective price).
   SELL  the whole quantity offered (for a quote-amount market sell: what fills).
 """
 
@@ -267,6 +267,7 @@ def _new_order(
     locked_asset: str,
     locked: Decimal,
     queue_ahead: Decimal | None,
+    book: Book,
 ) -> Order:
     seq = txn.take_seq()
     market = txn.state.market(cmd.symbol)
@@ -295,6 +296,7 @@ def _new_order(
         quote_asset=rules.quote_asset,
         queue_ahead=queue_ahead,
         armed_seq=txn.tape_seq.get(cmd.symbol, market.tape_seq),
+        armed_ms=book.market_time_at(txn.now_ms),
     )
     txn.emit(
         "order.new",
@@ -352,7 +354,7 @@ def _submit_limit(
             return _reject(txn, RejectReason.WOULD_TAKE)
         order = _new_order(
             txn, acct_id, cmd, rules, price, qty, price * qty,
-            rules.quote_asset if side is Side.BUY else rules.base_asset, ZERO, None,
+            rules.quote_asset if side is Side.BUY else rules.base_asset, ZERO, None, book,
         )
         order = _close(txn, order, by="limit_maker_would_take")
         txn.put_order(order)
@@ -372,9 +374,10 @@ def _submit_limit(
         need = sum((t.price * t.qty * (1 + rules.taker_fee) for t in takes), ZERO)
         need += rest * price * (1 + rules.maker_fee)
         # what an IOC/FOK does not fill is cancelled at once, but the order must be
-        # affordable in full at its price, as MEXC checks a LIMIT BUY's price x qty at
-        # submit; _close releases this part in the same Txn
-        need += (qty - filled - rest) * price * (1 + rules.taker_fee)
+        # affordable in full at its price, as the same LIMIT would be (price x qty plus
+        # the maker fee of a resting part: no more, so an IOC is never refused where the
+        # LIMIT would be accepted); _close releases this part in the same Txn
+        need += (qty - filled - rest) * price * (1 + rules.maker_fee)
     else:
         lock_asset = rules.base_asset
         need = qty
@@ -383,7 +386,7 @@ def _submit_limit(
 
     queue = _visible_size(book, side, price) if rest > 0 else None
     order = _new_order(
-        txn, acct_id, cmd, rules, price, qty, price * qty, lock_asset, need, queue
+        txn, acct_id, cmd, rules, price, qty, price * qty, lock_asset, need, queue, book
     )
     level_side = Side.SELL if side is Side.BUY else Side.BUY
     for t in takes:
@@ -451,7 +454,7 @@ def _submit_market(
         return _reject(txn, RejectReason.INSUFFICIENT_FUNDS)
 
     order = _new_order(
-        txn, acct_id, cmd, rules, ref_price, orig_qty, orig_quote, lock_asset, need, None
+        txn, acct_id, cmd, rules, ref_price, orig_qty, orig_quote, lock_asset, need, None, book
     )
     level_side = Side.SELL if side is Side.BUY else Side.BUY
     for t in takes:
@@ -549,10 +552,12 @@ def _on_trade(
             if model is not FillModel.TOUCH and budget <= 0:
                 break
             o = _current(txn, index, oid)
-            # only trades after the order rested: later on our tape, and printed (MEXC's
-            # time) no earlier than the order arrived (a poll page also holds the trades
-            # between the previous poll and the order)
-            if not o.is_open or o.armed_seq >= trade.seq or trade.time_ms < o.time_ms:
+            # only trades after the order rested: later on our tape, and printed after the
+            # order arrived by MEXC's clock (a poll page also holds the trades between the
+            # previous poll and the order). Strictly after: if MEXC stamps a book with its
+            # last change rather than the time of the answer, a trade at that very
+            # millisecond is already in the book the order saw.
+            if not o.is_open or o.armed_seq >= trade.seq or trade.time_ms <= o.armed_ms:
                 continue
             through = trade.price < o.price if side is Side.BUY else trade.price > o.price
             before = o.queue_ahead

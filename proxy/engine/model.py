@@ -144,7 +144,9 @@ class Book:
 
     `version` identifies the snapshot (MEXC's lastUpdateId); liquidity a paper order took
     from one version is not available again until a different version arrives.
-    `seen_ms` is when we fetched it (orders which snapshot is newer).
+    `seen_ms` is when we fetched it (orders which snapshot is newer), by our clock;
+    `market_ms` is MEXC's own `timestamp` of the snapshot, by MEXC's clock (None when the
+    answer has none).
     """
 
     symbol: str
@@ -152,6 +154,15 @@ class Book:
     asks: tuple[Level, ...]
     version: str
     seen_ms: int = 0
+    market_ms: int | None = None
+
+    def market_time_at(self, now_ms: int) -> int:
+        """MEXC's time at our `now_ms`, estimated from this snapshot: its timestamp plus
+        the time since we fetched it. Trade times are MEXC's, so comparing them with this
+        needs no agreement between the two clocks. Our clock when MEXC gave no time."""
+        if self.market_ms is None:
+            return now_ms
+        return self.market_ms + max(0, now_ms - self.seen_ms)
 
     def best_bid(self) -> Decimal | None:
         return self.bids[0][0] if self.bids else None
@@ -224,6 +235,10 @@ class Order:
     queue_ahead: Decimal | None = None
     armed_seq: int = 0
     fill_count: int = 0
+    # MEXC's time when the order started resting (Book.market_time_at); trades printed
+    # before it never fill it. Not stored: after a restart the watcher counts only the
+    # trades after the start, and 0 lets those through.
+    armed_ms: int = 0
 
     @property
     def is_open(self) -> bool:

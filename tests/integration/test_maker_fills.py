@@ -17,14 +17,15 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from conftest import KEY, NOW, SECRET, make_settings
+from conftest import KEY, NOW, ROOT, SECRET, make_settings
 from fake_upstream import FakeMexc
 from mexc_client import ccxt_query
 
 from proxy import keys
 from proxy.app import WATCHER, create_app
 from proxy.clock import FixedClock
-from proxy.config import FeeOverride, PaperSettings, Settings
+from proxy.config import FeeOverride, PaperSettings, Settings, UpstreamSettings
+from proxy.engine.model import FillModel
 from proxy.engine.state import check_invariants
 
 D = Decimal
@@ -87,10 +88,11 @@ def depth_and_trade_polls(fake: FakeMexc) -> int:
 async def test_a_bot_polling_its_resting_buy_sees_new_partially_filled_filled(
     aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
 ) -> None:
-    fake = FakeMexc()
+    clock = FixedClock(NOW)
+    fake = FakeMexc(clock.now_ms)
     script_market(fake)
     server = await aiohttp_server(fake.app())
-    bot = await start(aiohttp_client, settings_for(tmp_path, server), FixedClock(NOW))
+    bot = await start(aiohttp_client, settings_for(tmp_path, server), clock)
 
     ack = await bot.call("POST", "/api/v3/order", BUY)
     oid = ack["orderId"]
@@ -142,10 +144,11 @@ async def test_a_bot_polling_its_resting_buy_sees_new_partially_filled_filled(
 async def test_a_print_at_the_price_smaller_than_the_queue_fills_nothing(
     aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
 ) -> None:
-    fake = FakeMexc()
+    clock = FixedClock(NOW)
+    fake = FakeMexc(clock.now_ms)
     script_market(fake)
     server = await aiohttp_server(fake.app())
-    bot = await start(aiohttp_client, settings_for(tmp_path, server), FixedClock(NOW))
+    bot = await start(aiohttp_client, settings_for(tmp_path, server), clock)
     oid = (await bot.call("POST", "/api/v3/order", BUY))["orderId"]
     await bot.market_seen()
     fake.print_trade(SYMBOL, "87000", "0.003", SELLER, NOW + 1_000)  # 0.004 is ahead of us
@@ -162,11 +165,11 @@ async def test_a_print_at_the_price_smaller_than_the_queue_fills_nothing(
 async def test_after_a_restart_the_order_resumes_from_the_current_market(
     aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
 ) -> None:
-    fake = FakeMexc()
+    clock = FixedClock(NOW)
+    fake = FakeMexc(clock.now_ms)
     script_market(fake)
     server = await aiohttp_server(fake.app())
     settings = settings_for(tmp_path, server)
-    clock = FixedClock(NOW)
     bot = await start(aiohttp_client, settings, clock)
     oid = (await bot.call("POST", "/api/v3/order", BUY))["orderId"]
     await bot.market_seen()
@@ -202,10 +205,11 @@ async def test_after_a_restart_the_order_resumes_from_the_current_market(
 async def test_the_watcher_polls_while_an_order_rests_and_stops_when_none_does(
     aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path
 ) -> None:
-    fake = FakeMexc()
+    clock = FixedClock(NOW)
+    fake = FakeMexc(clock.now_ms)
     script_market(fake)
     server = await aiohttp_server(fake.app())
-    bot = await start(aiohttp_client, settings_for(tmp_path, server), FixedClock(NOW))
+    bot = await start(aiohttp_client, settings_for(tmp_path, server), clock)
     await bot.market_seen()
     assert depth_and_trade_polls(fake) == 0  # nothing rests: nothing to watch
 
@@ -229,10 +233,10 @@ async def test_trades_between_the_order_and_the_first_poll_of_its_symbol_count(
     """Nobody watched BTCUSDT before this order: the first page the watcher gets is not
     a mere baseline. What printed after the order arrived fills it; what printed before
     (the recorded tape, and a sweep 1 ms before the order) does not."""
-    fake = FakeMexc()
+    clock = FixedClock(NOW)
+    fake = FakeMexc(clock.now_ms)
     script_market(fake)
     server = await aiohttp_server(fake.app())
-    clock = FixedClock(NOW)
     bot = await start(aiohttp_client, settings_for(tmp_path, server), clock)
     clock.advance(10)
     fake.print_trade(SYMBOL, "86990", "1", SELLER, NOW + 9)  # through our bid, before it rested
@@ -248,3 +252,29 @@ async def test_trades_between_the_order_and_the_first_poll_of_its_symbol_count(
         ("0.003", "87000", "0.261", True)]
     # 870.87 reserved; 261.261 of it spent; 0.007 x 87000 x 1.001 = 609.609 still locked
     assert await bot.balances() == {"USDT": ("9129.13", "609.609"), "BTC": ("1.003", "0")}
+
+
+async def test_replayed_trades_fill_resting_orders_though_their_times_are_old(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """Offline on the committed recording (2025-12-31) with today's clock: an order's
+    boundary is MEXC's time (the recorded book's timestamp), not ours, so the recorded
+    trades after the first page still fill it. `touch` makes every fill come from a trade:
+    the second recorded page prints down to 87539, through the buy at 87800."""
+    settings = make_settings(
+        tmp_path,
+        upstream=UpstreamSettings(replay_path=str(ROOT / "cassettes" / "demo.yaml"), market_cache_ms=0),
+        paper=PaperSettings(poll_interval_s=3600, fill_model=FillModel.TOUCH),
+    )
+    app = create_app(settings)  # the system clock: a year after the recording
+    client = await aiohttp_client(app)
+    bot = Bot(app, client, app[keys.CLOCK])
+    oid = (await bot.call("POST", "/api/v3/order", dict(BUY, price="87800")))["orderId"]
+    await app[WATCHER].wait_cycles(3)
+
+    o = await bot.order(oid)
+    assert (o["status"], o["executedQty"], o["cummulativeQuoteQty"]) == ("FILLED", "0.01", "878")
+    fills = await app[keys.STORE].fills(1, SYMBOL, oid, None, None, 10)
+    assert [(f.price, f.qty, f.is_maker, f.reason["source"]) for f in fills] == [
+        (D("87800"), D("0.01"), True, "trade")]
+    assert D(fills[0].reason["trade"]["price"]) < D("87800")

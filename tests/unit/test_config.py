@@ -185,3 +185,12 @@ def test_settings_repr_never_shows_secrets() -> None:
 def test_duplicate_api_keys_are_rejected() -> None:
     with pytest.raises(ConfigError, match=r"accounts\[1\]\.api_key: duplicate"):
         load({"accounts": [{"api_key": "k", "secret_key": "a"}, {"api_key": "k", "secret_key": "b"}]})
+
+
+def test_connect_timeout_may_not_exceed_the_total_timeout() -> None:
+    message = r"upstream\.connect_timeout_s: must not exceed upstream\.timeout_s \(2\)"
+    with pytest.raises(ConfigError, match=message):
+        load({"upstream": {"timeout_s": 2, "connect_timeout_s": 3}})
+    assert load({"upstream": {"timeout_s": 2, "connect_timeout_s": 2}}).upstream.connect_timeout_s == 2.0
+    assert load({"upstream": {"timeout_s": 2}}).upstream.connect_timeout_s == 2.0  # the default shrinks
+    assert load({}).upstream.connect_timeout_s == 3.0

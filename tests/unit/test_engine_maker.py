@@ -502,12 +502,37 @@ def test_a_trade_printed_before_the_order_rested_never_fills_it() -> None:
     order placed in between: later on our tape, but printed before the order arrived."""
     m = Market()
     o = m.rest(Side.BUY, "100.50", "1")  # inside the spread: nothing ahead of it
-    before = Trade(D("100.00"), D("5"), o.time_ms - 1, SELLER)  # through its price, 1 ms early
-    at = Trade(D("100.00"), D("0.4"), o.time_ms, SELLER)  # printed as it arrived: counts
+    before = Trade(D("100.00"), D("5"), o.time_ms, SELLER)  # through its price, as it arrived
+    at = Trade(D("100.00"), D("0.4"), o.time_ms + 1, SELLER)  # 1 ms after it arrived: counts
     m.now += 1
     txn = matching.on_market(m.state, SYMBOL, None, [before, at], m.cfg, {}, m.now)
     fills = m._commit(txn).fills
 
-    assert [(f.qty, f.reason["trade"]["time"]) for f in fills] == [(D("0.4"), o.time_ms)]
+    assert [(f.qty, f.reason["trade"]["time"]) for f in fills] == [(D("0.4"), o.time_ms + 1)]
     assert_maker_at_limit(fills, o)
     assert (m.order(o).status, m.order(o).executed_qty) == (OrderStatus.PARTIALLY_FILLED, D("0.4"))
+
+
+def test_the_boundary_is_mexc_time_estimated_from_the_book() -> None:
+    """MEXC stamps its depth answers; trade times are MEXC's too. The order's boundary is
+    the book's stamp plus the time since we fetched it, so the two clocks never meet
+    (a replayed recording is a year behind ours)."""
+    m = Market()
+    recorded = T0 - 365 * 86_400_000
+    m.book = Book(SYMBOL, BIDS, ASKS, "rec-1", seen_ms=m.now, market_ms=recorded)
+    m.now += 49  # rest() adds 1 more: the order arrives 50 ms after the book was fetched
+    o = m.rest(Side.BUY, "100.50", "1")
+    assert o.armed_ms == recorded + 50
+
+    early = Trade(D("100.00"), D("0.3"), recorded + 50, SELLER)  # through, as it arrived
+    late = Trade(D("100.00"), D("0.2"), recorded + 51, SELLER)
+    m.now += 1
+    fills = m._commit(matching.on_market(m.state, SYMBOL, None, [early, late], m.cfg, {}, m.now)).fills
+
+    assert [(f.qty, f.reason["trade"]["time"]) for f in fills] == [(D("0.2"), recorded + 51)]
+    assert_maker_at_limit(fills, o)
+
+
+def test_a_book_without_a_stamp_falls_back_to_our_clock() -> None:
+    assert Book(SYMBOL, BIDS, ASKS, "v", seen_ms=T0).market_time_at(T0 + 7) == T0 + 7
+    assert Book(SYMBOL, BIDS, ASKS, "v", seen_ms=T0, market_ms=5).market_time_at(T0 + 7) == 12

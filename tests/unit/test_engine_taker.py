@@ -482,10 +482,10 @@ def test_insufficient_funds_is_rejected_at_submit_and_nothing_is_reserved(
 
 @pytest.mark.parametrize("type_", [OrderType.IMMEDIATE_OR_CANCEL, OrderType.FILL_OR_KILL])
 def test_ioc_and_fok_must_be_affordable_in_full_at_submit(type_: OrderType) -> None:
-    # A BUY needs price x qty plus the taker fee it could pay (0.5 x 99000 x 1.0005 =
-    # 49524.75), a SELL its whole quantity, even when nothing crosses and it is cancelled
-    # at once: insufficient funds are rejected at submit (30004), never discovered later.
-    state = make_state(USDT="49524.74", BTC="0.49999999")
+    # A BUY needs what the same LIMIT would reserve (0.5 x 99000 x (1 + maker fee 0) =
+    # 49500), a SELL its whole quantity, even when nothing crosses and it is cancelled at
+    # once: insufficient funds are rejected at submit (30004), never discovered later.
+    state = make_state(USDT="49499.99", BTC="0.49999999")
 
     buy = submit(state, limit(Side.BUY, "99000.00", "0.5", type_))
     sell = submit(state, limit(Side.SELL, "101000.00", "0.5", type_))
@@ -493,20 +493,22 @@ def test_ioc_and_fok_must_be_affordable_in_full_at_submit(type_: OrderType) -> N
     assert buy.rejection is not None and buy.rejection.reason is RejectReason.INSUFFICIENT_FUNDS
     assert sell.rejection is not None and sell.rejection.reason is RejectReason.INSUFFICIENT_FUNDS
     assert mexc(sell.rejection) == (400, 30004, "Insufficient position")
-    assert balances(state) == {"USDT": (D("49524.74"), D("0")), "BTC": (D("0.49999999"), D("0"))}
+    assert balances(state) == {"USDT": (D("49499.99"), D("0")), "BTC": (D("0.49999999"), D("0"))}
+    limit_buy = submit(state, limit(Side.BUY, "99000.00", "0.5"))  # the LIMIT is refused too
+    assert limit_buy.rejection is not None and limit_buy.rejection.reason is RejectReason.INSUFFICIENT_FUNDS
 
-    rich = make_state(USDT="49524.75", BTC="0.5")
+    rich = make_state(USDT="49500", BTC="0.5")
     buy = submit(rich, limit(Side.BUY, "99000.00", "0.5", type_))
     sell = submit(rich, limit(Side.SELL, "101000.00", "0.5", type_))
 
     assert buy.order is not None and buy.order.status is OrderStatus.CANCELED
     assert sell.order is not None and sell.order.status is OrderStatus.CANCELED
-    assert balances(rich) == {"USDT": (D("49524.75"), D("0")), "BTC": (D("0.5"), D("0"))}
+    assert balances(rich) == {"USDT": (D("49500"), D("0")), "BTC": (D("0.5"), D("0"))}
 
 
 def test_ioc_buy_needs_funds_for_its_unfilled_part_too() -> None:
-    # 0.3 fills for 10005 + 20010.2001 = 30015.2001; the unfilled 0.2 at the limit price
-    # with the taker fee is 0.2 x 100001 x 1.0005 = 20010.2001 more
+    # 0.3 fills for 10005 + 20010.2001 = 30015.2001 (taker fee 0.05 %); the unfilled 0.2
+    # as the same LIMIT would rest it is 0.2 x 100001 x (1 + maker fee 0) = 20000.2 more
     short = make_state(USDT="30015.2001")
 
     res = submit(short, limit(Side.BUY, "100001.00", "0.5", OrderType.IMMEDIATE_OR_CANCEL))
@@ -514,12 +516,12 @@ def test_ioc_buy_needs_funds_for_its_unfilled_part_too() -> None:
     assert res.rejection is not None and res.rejection.reason is RejectReason.INSUFFICIENT_FUNDS
     assert balances(short) == {"USDT": (D("30015.2001"), D("0"))}
 
-    state = make_state(USDT="50025.4002")
+    state = make_state(USDT="50015.4001")
     res = submit(state, limit(Side.BUY, "100001.00", "0.5", OrderType.IMMEDIATE_OR_CANCEL))
 
     assert res.order is not None and res.order.status is OrderStatus.PARTIALLY_CANCELED
     assert (res.order.executed_qty, res.order.locked_amount) == (D("0.3"), D("0"))
-    assert balances(state) == {"USDT": (D("20010.2001"), D("0")), "BTC": (D("0.3"), D("0"))}
+    assert balances(state) == {"USDT": (D("20000.2"), D("0")), "BTC": (D("0.3"), D("0"))}
 
 
 def test_funds_that_cover_the_taker_fee_exactly_are_enough() -> None:

@@ -35,3 +35,13 @@ def test_json_bodies_pass(body: bytes) -> None:
 )
 def test_bodies_that_are_not_json_fail(body: bytes) -> None:
     assert not _is_json(body)
+
+
+def test_depth_keeps_mexcs_timestamp_as_the_books_market_time() -> None:
+    from proxy.parsers import parse_depth
+
+    data = {"lastUpdateId": 7, "bids": [], "asks": [], "timestamp": 1767205854814}
+    stamped = parse_depth("BTCUSDT", data, 99)
+    assert (stamped.version, stamped.seen_ms, stamped.market_ms) == ("7", 99, 1767205854814)
+    bare = parse_depth("BTCUSDT", {"lastUpdateId": 7, "bids": [], "asks": []}, 99)
+    assert bare.market_ms is None

@@ -183,7 +183,7 @@ async def test_only_symbols_with_open_orders_are_polled(clock: Monotonic) -> Non
     assert up.calls == [] and w.watches == {}
 
 
-async def test_only_new_trades_are_fed_and_a_returning_symbol_starts_a_new_baseline(
+async def test_only_new_trades_are_fed_and_a_returning_symbol_gets_only_what_is_newer(
     clock: Monotonic,
 ) -> None:
     up, svc = StubUpstream({"BTCUSDT": page(B, A)}), StubService(["BTCUSDT"])
@@ -198,9 +198,11 @@ async def test_only_new_trades_are_fed_and_a_returning_symbol_starts_a_new_basel
     svc.symbols, svc.fed = [], []
     await w.poll_once()  # no open orders: not polled, its page forgotten
     up.pages["BTCUSDT"] = page(E, C, B, A)  # E printed while nobody watched
-    svc.symbols = ["BTCUSDT"]
+    svc.symbols = ["BTCUSDT"]  # a new order: E may have printed after it arrived
     await w.poll_once()
-    assert [(s, keys(t)) for s, t in svc.fed] == [("BTCUSDT", [])]  # E is not replayed
+    # A, B, C were seen before: never fed twice (one trade must not fill more than its
+    # size); E is fed, and the engine skips it for orders that arrived after it printed
+    assert [(s, keys(t)) for s, t in svc.fed] == [("BTCUSDT", keys(page(E)))]
 
 
 async def test_a_failure_streak_is_logged_once_and_backs_off(
