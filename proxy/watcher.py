@@ -8,11 +8,12 @@ dies and never spins.
 
 MEXC trade ids are null, so new trades are found by comparing (time, price, qty, side)
 with the previous page. Of the first page for a symbol, only trades printed since the
-process started count (an order placed on a symbol nobody watched yet must not lose the
-trades between its arrival and the first poll); the engine then ignores, for each order,
-trades printed before it rested. Trades missed while the process was down are not
-replayed. Times compared are MEXC's trade times and the sidecar's clock: a clock skew
-between the two shifts that boundary by the skew (NTP keeps it to milliseconds).
+process started and newer than anything seen on the symbol's earlier pages count (an
+order placed on a symbol nobody watched yet must not lose the trades between its arrival
+and the first poll); the engine then ignores, for each order, trades printed before it
+rested, by MEXC's clock. Trades missed while the process was down are not replayed: that
+boundary is the start by our clock against MEXC's trade times, so a clock skew shifts it
+by the skew (NTP keeps it to milliseconds); in replay the first page is a baseline only.
 """
 
 from __future__ import annotations
