@@ -95,6 +95,17 @@ def _url(request: web.Request, name: str, query: dict[str, Any] | None = None, *
     return str(url)
 
 
+def _page_urls(request: web.Request, acct_q: dict[str, Any]) -> dict[str, str]:
+    """The links every page's frame needs (navigation keeps the selected account)."""
+    return {
+        "overview": _url(request, "index", acct_q),
+        "events": _url(request, "events", acct_q),
+        "settings": _url(request, "settings", acct_q),
+        "css": _url(request, "static", {"v": __version__}, filename="dashboard.css"),
+        "js": _url(request, "static", {"v": __version__}, filename="dashboard.js"),
+    }
+
+
 def _csrf_nonce(request: web.Request) -> tuple[str, bool]:
     nonce = request.cookies.get(csrf.COOKIE)
     if csrf.nonce_ok(nonce):
@@ -128,13 +139,7 @@ def _base_context(request: web.Request, page: str, account_id: int | None) -> di
         ],
         "account_id": "" if account_id is None else str(account_id),
         "account_label": "" if account_id is None else service.label(account_id),
-        "urls": {
-            "overview": _url(request, "index", acct_q),
-            "events": _url(request, "events", acct_q),
-            "settings": _url(request, "settings", acct_q),
-            "css": _url(request, "static", {"v": __version__}, filename="dashboard.css"),
-            "js": _url(request, "static", {"v": __version__}, filename="dashboard.js"),
-        },
+        "urls": _page_urls(request, acct_q),
         "csrf_field": csrf.FIELD,
         "csrf_token": csrf.token_for(request.config_dict[keys.DASHBOARD_SECRET], nonce),
         "token_required": _token_required(request),
@@ -490,12 +495,6 @@ def error_page(request: web.Request, status: int, message: str) -> web.Response:
         "status": str(status),
         "message": message,
         "accounts": [],
-        "urls": {
-            "overview": _url(request, "index", acct_q),
-            "events": _url(request, "events", acct_q),
-            "settings": _url(request, "settings", acct_q),
-            "css": _url(request, "static", {"v": __version__}, filename="dashboard.css"),
-            "js": _url(request, "static", {"v": __version__}, filename="dashboard.js"),
-        },
+        "urls": _page_urls(request, acct_q),
     }
     return aiohttp_jinja2.render_template("error.html", request, ctx, status=status)

@@ -17,7 +17,7 @@ from fake_upstream import FakeMexcThread
 from mexc_client import ccxt_query
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_process import free_port, wait_healthy
+from process_support import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

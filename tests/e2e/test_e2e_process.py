@@ -3,39 +3,17 @@ fake MEXC as upstream, driven by unmodified ccxt and by the README's curl recipe
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from process_support import free_port, wait_healthy
 
 from .bot_recipes import ccxt_sync
 from .e2e_harness import KEY, SECRET, Market, config_text
 from .readme_blocks import ROOT, run_curl_recipe
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 20) -> dict:
-    """Poll /healthz with a deadline (the process gives no other readiness signal)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"mexc-paper exited early: {proc.communicate()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                return json.loads(r.read())
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("mexc-paper did not answer /healthz")
 
 
 def test_python_m_proxy_with_ccxt_and_curl(market: Market, tmp_path: Path) -> None:
@@ -48,7 +26,7 @@ def test_python_m_proxy_with_ccxt_and_curl(market: Market, tmp_path: Path) -> No
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        health = wait_healthy(port, proc)
+        health = wait_healthy(port, proc, timeout=20)
         assert (health["status"], health["mode"]) == ("ok", "paper")
         base = f"http://127.0.0.1:{port}"
 

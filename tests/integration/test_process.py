@@ -5,23 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from process_support import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "cassettes" / "demo.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -31,19 +24,6 @@ def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subp
         [sys.executable, "-m", "proxy", *args], cwd=cwd, env=e,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 15) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"process exited early: {proc.communicate()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                return json.loads(r.read())
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("no /healthz answer")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

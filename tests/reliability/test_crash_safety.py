@@ -28,7 +28,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fake_upstream import FakeMexcThread
+from process_support import free_port
 from relsupport import Caller, expected_totals, record_figures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,12 +50,6 @@ WORKERS = 16
 KEY, SECRET = "crash-test-key-0001", "crash-test-secret"
 INITIAL = {"USDT": Decimal("5000"), "BTC": Decimal("0.05")}
 SYMBOL = "BTCUSDT"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp: Path, upstream: str, db: Path) -> Path:

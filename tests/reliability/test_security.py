@@ -36,6 +36,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient
 from fake_upstream import FakeMexc, FakeMexcThread, Fault
+from process_support import free_port
 from relsupport import KEY, KEY2, NOW, SECRET, SECRET2, Caller, make_settings, record_figures
 from yarl import URL
 
@@ -208,12 +209,6 @@ async def test_no_secret_signature_or_full_key_in_any_log_record(
     scan(lines, {KEY, SECRET, KEY2, SECRET2, LIVE_KEY, LIVE_SECRET, *signatures})
     record_figures("security: in-process logs", log_records_scanned=len(lines),
                    signatures_sent=len(signatures))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def listening_addresses(port: int) -> set[str]:
