@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -170,6 +170,61 @@ _INSERT_FILL = (
 _INSERT_EVENT = "INSERT INTO events (time_ms, account_id, kind, mode, data) VALUES (?, ?, ?, ?, ?)"
 
 
+_STOP = object()  # the writer thread's last queue item
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One event-loop iteration's commands, as SQL, and who waits for them."""
+
+    statements: list[tuple[str, Sequence[Any]]]
+    group: list[tuple[Changes, asyncio.Future[None] | None]]
+
+
+# Multi-row statements: `INSERT ... VALUES (...), (...), ...` in chunks of a power of two
+# rows. Each statement is one sqlite3_step, and every step releases and retakes the GIL,
+# which the event-loop thread holds most of the time: one statement per row (executemany)
+# made the writer and the event loop trade the GIL dozens of times per batch. Power-of-two
+# chunks keep the number of distinct statements (and prepared-statement cache entries) small.
+_MAX_CHUNK = 256
+_MULTI_SQL: dict[tuple[str, int], str] = {}
+
+
+def _multi_sql(sql: str, rows: int) -> str:
+    text = _MULTI_SQL.get((sql, rows))
+    if text is None:
+        head, _, rest = sql.partition(" VALUES (")
+        placeholders, _, tail = rest.partition(")")
+        values = ", ".join(["(" + placeholders + ")"] * rows)
+        text = _MULTI_SQL[(sql, rows)] = f"{head} VALUES {values}{tail}"
+    return text
+
+
+def _row_statements(
+    out: list[tuple[str, Sequence[Any]]], sql: str, rows: list[tuple[Any, ...]], max_vars: int
+) -> None:
+    """Append to `out` the statements that do `executemany(sql, rows)` in fewer steps;
+    `sql` is one `INSERT ... VALUES (?, ...)` with an optional tail (`ON CONFLICT ...`)."""
+    most = max(1, min(_MAX_CHUNK, max_vars // len(rows[0])))
+    i, n = 0, len(rows)
+    while i < n:
+        size = min(most, 1 << ((n - i).bit_length() - 1))
+        if size == 1:
+            out.append((sql, rows[i]))
+        else:
+            out.append((_multi_sql(sql, size), [v for row in rows[i : i + size] for v in row]))
+        i += size
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.done():  # its waiter was cancelled
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
 def order_from_row(r: sqlite3.Row | tuple[Any, ...]) -> Order:
     (
         seq, order_id, account_id, symbol, client_order_id, side, type_, status, price,
@@ -274,30 +329,41 @@ class Store:
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None
+        self._max_vars = 999
         self.reader: aiosqlite.Connection | None = None
+        # The writer thread owns `_conn`: everything that touches it (open, load, account
+        # creation, group commits, close) is an item of this queue, run in order.
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # changes queued in this event-loop iteration, handed to the thread at its end
         self._pending: list[tuple[Changes, asyncio.Future[None] | None]] = []
-        self._wake: asyncio.Event | None = None
-        self._writer_task: asyncio.Task[None] | None = None
+        self._handoff_scheduled = False
         self._closing = False
         self.on_failure: Callable[[BaseException], None] | None = None
         self.batches = 0
         self.batched_items = 0
         self.healthy = True
-        self._lock = threading.Lock()
 
     # ---- lifecycle ----
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._open_writer)
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._thread_main, name="sqlite-writer", daemon=True)
+        self._thread.start()
+        await self._call(self._open_writer)
         self.reader = await aiosqlite.connect(self.path)
         await self.reader.execute("PRAGMA query_only = 1")
         await self.reader.execute("PRAGMA cache_size = -16384")
-        self._wake = asyncio.Event()
-        self._writer_task = asyncio.create_task(self._writer_loop(), name="sqlite-group-commit")
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(*args)` on the writer thread, after everything queued before it."""
+        assert self._loop is not None
+        fut = self._loop.create_future()
+        self._queue.put((fn, args, fut))
+        return await fut
 
     def _open_writer(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -319,20 +385,23 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             log.info("storage migrated to schema version %d", i)
+        # (older SQLite builds allow only 999 bound variables per statement)
+        self._max_vars = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._conn = conn
 
     async def close(self) -> None:
         self._closing = True
-        if self._writer_task is not None:
-            assert self._wake is not None
-            self._wake.set()
-            await self._writer_task
+        if self._thread is None:
+            return
+        if self._pending:
+            self._handoff()
         if self.reader is not None:
             await self.reader.close()
             self.reader = None
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close_writer)
-        self._executor.shutdown(wait=True)
+        await self._call(self._close_writer)
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._thread = None
 
     def _close_writer(self) -> None:
         if self._conn is not None:
@@ -341,8 +410,7 @@ class Store:
 
     # ---- loading ----
     async def load(self) -> LoadedState:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._load)
+        return await self._call(self._load)
 
     def _load(self) -> LoadedState:
         c = self._conn
@@ -366,10 +434,7 @@ class Store:
     async def ensure_account(
         self, api_key: str, balances: dict[str, Decimal], now_ms: int, mode: str
     ) -> tuple[int, bool]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._ensure_account, api_key, balances, now_ms, mode
-        )
+        return await self._call(self._ensure_account, api_key, balances, now_ms, mode)
 
     def _ensure_account(
         self, api_key: str, balances: dict[str, Decimal], now_ms: int, mode: str
@@ -405,17 +470,16 @@ class Store:
         """Queue `changes` and wait until they are durable."""
         if self._closing:
             raise StoreError("store is closing")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((changes, fut))
-        assert self._wake is not None
-        self._wake.set()
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._queue_changes(changes, fut)
         await fut
 
     def submit(self, changes: Changes) -> None:
         """Queue changes nobody waits for (audit entries of rejected requests). Their
         data is serialised here first: an entry that cannot be written is dropped (and
         logged) instead of failing the group-commit batch of other clients' orders."""
-        if self._closing or self._wake is None:
+        if self._closing or self._loop is None:
             return
         try:
             for e, _mode in changes.events:
@@ -424,83 +488,154 @@ class Store:
             log.error("audit entry %s dropped: it cannot be serialised (%s)",
                       changes.events[0][0].kind if changes.events else "?", exc)
             return
-        self._pending.append((changes, None))
-        self._wake.set()
+        self._queue_changes(changes, None)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written."""
         await self.commit(Changes())
 
-    async def _writer_loop(self) -> None:
-        assert self._wake is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._pending:
-                if self._closing:
-                    return
-                continue
-            batch, self._pending = self._pending, []
-            merged = Changes()
-            for ch, _ in batch:
-                merged.merge(ch)
-            try:
-                await loop.run_in_executor(self._executor, self._write, merged)
-            except BaseException as exc:  # the disk said no: nothing of the batch is durable
-                self.healthy = False
-                log.critical("storage write failed, %d commands rejected: %s", len(batch), exc)
-                for _, fut in batch:
-                    if fut is not None and not fut.done():
-                        fut.set_exception(StoreError(str(exc)))
-                if self.on_failure is not None:
-                    self.on_failure(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            self.healthy = True
-            self.batches += 1
-            self.batched_items += len(batch)
-            for _, fut in batch:
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-            if self._pending:
-                self._wake.set()
+    def _queue_changes(self, changes: Changes, fut: asyncio.Future[None] | None) -> None:
+        self._pending.append((changes, fut))
+        if not self._handoff_scheduled:
+            self._handoff_scheduled = True
+            assert self._loop is not None
+            # at the end of this loop iteration: every command handled in it is one batch
+            self._loop.call_soon(self._handoff)
 
-    def _write(self, ch: Changes) -> None:
+    def _handoff(self) -> None:
+        self._handoff_scheduled = False
+        if not self._pending:
+            return
+        group, self._pending = self._pending, []
+        merged = Changes()
+        for ch, _ in group:
+            merged.merge(ch)
+        try:
+            statements = self._statements(merged)
+        except Exception as exc:  # a value SQLite or JSON cannot take: nothing is written
+            self._settle_batch(group, exc)
+            return
+        self._queue.put(_Batch(statements, group))
+
+    def _thread_main(self) -> None:
+        """The writer thread: runs queued calls in order; batches queued while it was
+        busy are written together, in one transaction (group commit)."""
+        q = self._queue
+        while True:
+            items = [q.get()]
+            while True:
+                try:
+                    items.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            i = 0
+            while i < len(items):
+                item = items[i]
+                if item is _STOP:
+                    return
+                if isinstance(item, _Batch):
+                    # batches queued while the last transaction ran: one transaction
+                    statements: list[tuple[str, Sequence[Any]]] = []
+                    group: list[tuple[Changes, asyncio.Future[None] | None]] = []
+                    while i < len(items) and isinstance(items[i], _Batch):
+                        statements.extend(items[i].statements)
+                        group.extend(items[i].group)
+                        i += 1
+                    error: BaseException | None = None
+                    try:
+                        self._execute(statements)
+                    except BaseException as exc:  # the disk said no: nothing of the batch is durable
+                        error = exc
+                    if not self._post(self._settle_batch, group, error):
+                        return
+                    continue
+                fn, args, fut = item
+                i += 1
+                try:
+                    result, error = fn(*args), None
+                except BaseException as exc:
+                    result, error = None, exc
+                if not self._post(_settle, fut, result, error):
+                    return
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> bool:
+        """Hand a result back to the event loop; False once that loop is gone."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop was closed without closing the store
+            return False
+        return True
+
+    def _settle_batch(
+        self, group: list[tuple[Changes, asyncio.Future[None] | None]], error: BaseException | None
+    ) -> None:
+        if error is not None:
+            self.healthy = False
+            log.critical("storage write failed, %d commands rejected: %s", len(group), error)
+            for _, fut in group:
+                if fut is not None and not fut.done():
+                    fut.set_exception(StoreError(str(error)))
+            if self.on_failure is not None:
+                self.on_failure(error)
+            return
+        self.healthy = True
+        self.batches += 1
+        self.batched_items += len(group)
+        for _, fut in group:
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    def _statements(self, ch: Changes) -> list[tuple[str, Sequence[Any]]]:
+        """The SQL of one batch, built on the event-loop thread: the writer thread then
+        only executes it, and needs the GIL for a few calls instead of for all the row
+        building (two threads trading the GIL cost the event loop more than the work)."""
+        out: list[tuple[str, Sequence[Any]]] = []
+        mv = self._max_vars
+        if ch.orders:
+            _row_statements(out, _UPSERT_ORDER, [_order_row(o) for o in ch.orders.values()], mv)
+        if ch.balances:
+            _row_statements(
+                out,
+                _UPSERT_BALANCE,
+                [(a, b.asset, _s(b.free), _s(b.locked)) for (a, _), b in ch.balances.items()],
+                mv,
+            )
+        if ch.fills:
+            _row_statements(
+                out,
+                _INSERT_FILL,
+                [
+                    (
+                        f.trade_id, f.order_id, f.account_id, f.symbol, f.side.value,
+                        _s(f.price), _s(f.qty), _s(f.quote_qty), _s(f.commission),
+                        f.commission_asset, 1 if f.is_maker else 0, f.time_ms,
+                        f.client_order_id, jsonutil.dumps(f.reason).decode(),
+                    )
+                    for f in ch.fills
+                ],
+                mv,
+            )
+        if ch.events:
+            _row_statements(
+                out,
+                _INSERT_EVENT,
+                [
+                    (e.time_ms, e.account_id, e.kind, mode, jsonutil.dumps(e.data).decode())
+                    for e, mode in ch.events
+                ],
+                mv,
+            )
+        out.extend(ch.statements)
+        return out
+
+    def _execute(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        """One transaction (writer thread)."""
         c = self._conn
         assert c is not None
         c.execute("BEGIN IMMEDIATE")
         try:
-            if ch.orders:
-                c.executemany(_UPSERT_ORDER, [_order_row(o) for o in ch.orders.values()])
-            if ch.balances:
-                c.executemany(
-                    _UPSERT_BALANCE,
-                    [(a, b.asset, _s(b.free), _s(b.locked)) for (a, _), b in ch.balances.items()],
-                )
-            if ch.fills:
-                c.executemany(
-                    _INSERT_FILL,
-                    [
-                        (
-                            f.trade_id, f.order_id, f.account_id, f.symbol, f.side.value,
-                            _s(f.price), _s(f.qty), _s(f.quote_qty), _s(f.commission),
-                            f.commission_asset, 1 if f.is_maker else 0, f.time_ms,
-                            f.client_order_id, jsonutil.dumps(f.reason).decode(),
-                        )
-                        for f in ch.fills
-                    ],
-                )
-            if ch.events:
-                c.executemany(
-                    _INSERT_EVENT,
-                    [
-                        (e.time_ms, e.account_id, e.kind, mode, jsonutil.dumps(e.data).decode())
-                        for e, mode in ch.events
-                    ],
-                )
-            for sql, params in ch.statements:
+            for sql, params in statements:
                 c.execute(sql, params)
             c.execute("COMMIT")
         except BaseException:
