@@ -156,7 +156,8 @@ def _parse_body(text: str, params: dict[str, str]) -> tuple[str, str | None]:
 async def authenticate(request: web.Request) -> tuple[KeyInfo, dict[str, str]]:
     """MEXC's checks, in its (plausible) order: key header, known key, signature present,
     recvWindow, timestamp, signature value."""
-    service = request.app[keys.SERVICE]
+    app = request.app
+    service = app[keys.SERVICE]
     api_key = request.headers.get("X-MEXC-APIKEY")
     if not api_key:
         raise ApiError(Err.API_KEY_REQUIRED)
@@ -188,15 +189,18 @@ async def authenticate(request: web.Request) -> tuple[KeyInfo, dict[str, str]]:
     ts = params.get("timestamp")
     if ts is None or not _DIGITS.match(ts):
         raise ApiError(Err.MANDATORY_PARAM, param="timestamp")
-    now = request.app[keys.CLOCK].now_ms()
+    now = app[keys.CLOCK].now_ms()
     if not signing.timestamp_ok(now, int(ts), recv_window):
         raise ApiError(Err.TIMESTAMP_OUTSIDE_RECV_WINDOW)
-    strict = request.app[keys.SETTINGS].server.strict_signature
+    strict = app[keys.SETTINGS].server.strict_signature
     if not signing.verify(info.secret, query_rest, body_rest, sig, strict):
         raise ApiError(Err.SIGNATURE_INVALID)
-    for k, v in params.items():
-        if not _is_utf8(k) or not _is_utf8(v):
-            raise ApiError(Err.ILLEGAL_CHARACTERS, k if _is_utf8(k) else None)
+    # Pairs decoded from an all-ASCII query are valid text (unquote_plus replaces bad
+    # UTF-8); only a body or raw non-ASCII bytes in the request line can carry surrogates.
+    if body or not raw_query.isascii():
+        for k, v in params.items():
+            if not _is_utf8(k) or not _is_utf8(v):
+                raise ApiError(Err.ILLEGAL_CHARACTERS, k if _is_utf8(k) else None)
     return info, params
 
 
@@ -320,21 +324,23 @@ def _client_id(params: dict[str, str], name: str) -> str | None:
     return v
 
 
+_SIDES = {s.value: s for s in Side}  # (a dict lookup: calling an Enum class is slow)
+_ORDER_TYPES = {t.value: t for t in OrderType}
+
+
 def parse_new_order(params: dict[str, str]) -> NewOrder:
     symbol = _symbol(params)
     side_s = _required(params, "side").upper()
     type_s = _required(params, "type").upper()
-    try:
-        side = Side(side_s)
-    except ValueError:
-        raise ApiError(Err.PARAM_ERROR, "side must be BUY or SELL") from None
-    try:
-        otype = OrderType(type_s)
-    except ValueError:
+    side = _SIDES.get(side_s)
+    if side is None:
+        raise ApiError(Err.PARAM_ERROR, "side must be BUY or SELL")
+    otype = _ORDER_TYPES.get(type_s)
+    if otype is None:
         raise ApiError(
             Err.PARAM_ERROR,
             "type must be LIMIT, MARKET, LIMIT_MAKER, IMMEDIATE_OR_CANCEL or FILL_OR_KILL",
-        ) from None
+        )
     quantity = _decimal(params, "quantity")
     quote_qty = _decimal(params, "quoteOrderQty")
     price = _decimal(params, "price")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
@@ -38,6 +40,17 @@ class Metrics:
         self.commit_batches = Counter(
             "mexc_paper_commit_batches", "Group-commit transactions written", registry=r
         )
+
+        # (type, outcome) -> its counter: labels() validates and locks on every call
+        self._order_children: dict[tuple[str, str], Any] = {}
+
+    def count_order(self, order_type: str, outcome: str) -> None:
+        child = self._order_children.get((order_type, outcome))
+        if child is None:
+            child = self._order_children[(order_type, outcome)] = self.orders.labels(
+                order_type, outcome
+            )
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

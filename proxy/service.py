@@ -108,6 +108,10 @@ class PaperService:
             mx_discount=p.mx_deduct_discount,
         )
         self.state = EngineState()
+        # read when /metrics is scraped, not kept up to date on every order
+        metrics.open_orders.set_function(
+            lambda: sum(len(a.open_orders) for a in self.state.accounts.values())
+        )
         self.keys: dict[str, KeyInfo] = {}
         self.accounts: dict[int, KeyInfo] = {}
         self._reloading: asyncio.Task[None] | None = None
@@ -157,7 +161,6 @@ class PaperService:
             state.next_seq = max(state.next_seq, loaded.max_seq + 1)
         check_invariants(state)
         self.state = state
-        self.metrics.open_orders.set(sum(len(a.open_orders) for a in state.accounts.values()))
 
     def _on_store_failure(self, exc: BaseException) -> None:
         if self._reloading is None or self._reloading.done():
@@ -265,10 +268,8 @@ class PaperService:
                     self.upstream.last_price(cmd.symbol),
                     self._mx_price(rules.quote_asset),
                 )
-            elif self.upstream.market_cached(cmd.symbol):
-                # both from the cache (the common case): in turn, without gather's tasks
-                book = await self.upstream.book(cmd.symbol)
-                last = await self.upstream.last_price(cmd.symbol)
+            elif (cached := self.upstream.cached_market(cmd.symbol)) is not None:
+                book, last = cached  # the common case: no I/O, no tasks
                 mx = None
             else:
                 book, last = await asyncio.gather(
@@ -289,25 +290,22 @@ class PaperService:
             rules = await self.rules(cmd.symbol)
             result = await self._run_submit(account_id, cmd, rules)
         except ApiError as err:
-            self.metrics.orders.labels(cmd.type.value, "rejected").inc()
+            self.metrics.count_order(cmd.type.value, "rejected")
             if not test:
                 self._audit_reject(account_id, cmd, err)
             raise
         if result.rejection is not None:
             err = _reject_error(result.rejection)
-            self.metrics.orders.labels(cmd.type.value, "rejected").inc()
+            self.metrics.count_order(cmd.type.value, "rejected")
             if not test:
                 self._audit_reject(account_id, cmd, err)
             raise err
         if test:
-            self.metrics.orders.labels(cmd.type.value, "test").inc()
+            self.metrics.count_order(cmd.type.value, "test")
             return None
         await self._commit(result.txn)
         assert result.order is not None
-        self.metrics.orders.labels(cmd.type.value, result.order.status.value.lower()).inc()
-        self.metrics.open_orders.set(
-            sum(len(a.open_orders) for a in self.state.accounts.values())
-        )
+        self.metrics.count_order(cmd.type.value, result.order.status.value.lower())
         return result.order
 
     async def place_batch(
@@ -325,20 +323,20 @@ class PaperService:
                 rules = await self.rules(cmd.symbol)
                 result = await self._run_submit(account_id, cmd, rules)
             except ApiError as err:
-                self.metrics.orders.labels(cmd.type.value, "rejected").inc()
+                self.metrics.count_order(cmd.type.value, "rejected")
                 self._audit_reject(account_id, cmd, err)
                 out.append(err)
                 continue
             if result.rejection is not None:
                 err = _reject_error(result.rejection)
-                self.metrics.orders.labels(cmd.type.value, "rejected").inc()
+                self.metrics.count_order(cmd.type.value, "rejected")
                 self._audit_reject(account_id, cmd, err)
                 out.append(err)
                 continue
             apply(self.state, result.txn)
             txns.append(result.txn)
             assert result.order is not None
-            self.metrics.orders.labels(cmd.type.value, result.order.status.value.lower()).inc()
+            self.metrics.count_order(cmd.type.value, result.order.status.value.lower())
             out.append(result.order)
         if txns:
             merged = Changes()
@@ -390,7 +388,7 @@ class PaperService:
         result = matching.cancel(self.state, account_id, [order.order_id], self.clock.now_ms())
         await self._commit(result.txn)
         assert result.order is not None
-        self.metrics.orders.labels(order.type.value, "canceled").inc()
+        self.metrics.count_order(order.type.value, "canceled")
         return result.order
 
     async def cancel_open(self, account_id: int, symbols: Iterable[str] | None) -> list[Order]:
@@ -406,7 +404,7 @@ class PaperService:
         result = matching.cancel(self.state, account_id, ids, self.clock.now_ms())
         await self._commit(result.txn)
         for o in result.orders:
-            self.metrics.orders.labels(o.type.value, "canceled").inc()
+            self.metrics.count_order(o.type.value, "canceled")
         return list(result.orders)
 
     def open_orders(self, account_id: int, symbols: Iterable[str] | None = None) -> list[Order]:
@@ -483,7 +481,6 @@ class PaperService:
             apply(self.state, txn)
             return 0
         await self._commit(txn)
-        self.metrics.open_orders.set(sum(len(a.open_orders) for a in self.state.accounts.values()))
         return len(txn.fills)
 
     # ------------------------------------------------------------------ admin

@@ -365,6 +365,7 @@ class MexcClient:
         self._inflight: dict[tuple[str, str], asyncio.Future[RawResponse]] = {}
         self._cache: dict[tuple[str, str], tuple[float, RawResponse]] = {}
         self._parsed: dict[tuple[str, str], tuple[RawResponse, Any]] = {}
+        self._market_keys: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {}
         self.last_error: str | None = None
         self.last_ok_ms: int | None = None
         self.calls = 0
@@ -497,21 +498,29 @@ class MexcClient:
         ttl = int(self.settings.exchange_info_ttl_s * 1000)
         return await self._parsed_value("/api/v3/exchangeInfo", "", ttl, parse_exchange_info)
 
-    def market_cached(self, symbol: str) -> bool:
-        """True when `book(symbol)` and `last_price(symbol)` would both answer from the
-        cache, without I/O: then awaiting them one after the other never suspends, and
-        the caller needs no tasks to run them side by side."""
+    def cached_market(self, symbol: str) -> tuple[Book, Decimal | None] | None:
+        """`(await book(symbol), await last_price(symbol))` when both are answered from
+        the cache and already parsed, without I/O, tasks or awaits; else None (the caller
+        then fetches them). The common case of every order on a watched symbol."""
         if not self.settings.market_cache_ms:
-            return False
+            return None
+        keys = self._market_keys.get(symbol)
+        if keys is None:
+            keys = self._market_keys[symbol] = (
+                ("/api/v3/depth", f"symbol={symbol}&limit={self.depth_limit}"),
+                ("/api/v3/ticker/price", f"symbol={symbol}"),
+            )
         now = time.monotonic()
-        for key in (
-            ("/api/v3/depth", f"symbol={symbol}&limit={self.depth_limit}"),
-            ("/api/v3/ticker/price", f"symbol={symbol}"),
-        ):
+        values = []
+        for key in keys:
             hit = self._cache.get(key)
             if hit is None or hit[0] <= now:
-                return False
-        return True
+                return None
+            parsed = self._parsed.get(key)
+            if parsed is None or parsed[0] is not hit[1]:
+                return None
+            values.append(parsed[1])
+        return values[0], values[1].get(symbol)
 
     async def book(self, symbol: str, max_age_ms: int | None = None) -> Book:
         ttl = self.settings.market_cache_ms if max_age_ms is None else max_age_ms

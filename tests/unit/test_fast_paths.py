@@ -155,7 +155,7 @@ def test_trades_fill_exactly_as_with_materialised_candidates(
 # ---------------------------------------------------------------- service: no tasks on a cache hit
 
 
-def test_market_cached_says_when_book_and_price_need_no_io() -> None:
+def test_cached_market_answers_book_and_price_without_io() -> None:
     import asyncio
 
     from proxy.config import UpstreamSettings
@@ -179,18 +179,23 @@ def test_market_cached_says_when_book_and_price_need_no_io() -> None:
     async def go() -> None:
         t = Counting()
         client = MexcClient(t, UpstreamSettings(market_cache_ms=60_000))
-        assert not client.market_cached("BTCUSDT")
-        await client.book("BTCUSDT")
-        assert not client.market_cached("BTCUSDT")  # the price is not cached yet
-        await client.last_price("BTCUSDT")
-        assert client.market_cached("BTCUSDT")
-        assert not client.market_cached("ETHUSDT")
-        await client.book("BTCUSDT")
+        assert client.cached_market("BTCUSDT") is None
+        book = await client.book("BTCUSDT")
+        assert client.cached_market("BTCUSDT") is None  # the price is not cached yet
+        last = await client.last_price("BTCUSDT")
+        assert last == Decimal("87900")
+        assert client.cached_market("BTCUSDT") == (book, last)
+        assert client.cached_market("BTCUSDT")[0] is await client.book("BTCUSDT")
+        assert client.cached_market("ETHUSDT") is None
         await client.last_price("BTCUSDT")
         assert t.calls == ["/api/v3/depth", "/api/v3/ticker/price"]  # answered from the cache
+        # an expired entry is not served
+        for key, (_exp, resp) in list(client._cache.items()):
+            client._cache[key] = (0.0, resp)
+        assert client.cached_market("BTCUSDT") is None
         uncached = MexcClient(Counting(), UpstreamSettings(market_cache_ms=0))
         await uncached.book("BTCUSDT")
         await uncached.last_price("BTCUSDT")
-        assert not uncached.market_cached("BTCUSDT")  # no cache: always fetched
+        assert uncached.cached_market("BTCUSDT") is None  # no cache: always fetched
 
     asyncio.run(go())
