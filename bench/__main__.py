@@ -126,6 +126,17 @@ class Bench:
                 tgt_ratio = (">= 35 %", lambda v: v >= 35) if c == 32 else None
                 r.add(sec, f"sidecar / bare throughput, {cl}", "%",
                       100 * s.rate / b.rate, target=tgt_ratio)
+                if c == 32:
+                    # the ceiling: bare + one durable row per request, nothing else
+                    wd = self.fresh_dir("durable-bare")
+                    with Helper("bench.bare", "--durable", str(wd / "ack.sqlite3")) as dur:
+                        d = self.closed(dur.port, rq.resting_limit_orders(f"{HOST}:{dur.port}"), c,
+                                        "bare + durable ack")
+                    r.add(sec, f"bare + durable ack req/s, {cl}", "req/s", d.rate)
+                    r.add(sec, f"bare + durable ack / bare throughput, {cl}", "%",
+                          100 * d.rate / b.rate)
+                    r.add(sec, f"sidecar / (bare + durable ack) throughput, {cl}", "%",
+                          100 * s.rate / d.rate)
             for rate in p.offered:
                 b = self.opened(bare.port, rq.resting_limit_orders(f"{HOST}:{bare.port}"), rate, "bare")
                 wd = self.fresh_dir(f"place-open{rate}")

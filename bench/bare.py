@@ -3,16 +3,24 @@
 Same aiohttp, same event loop (uvloop when installed), no access log: the most a Python
 aiohttp server on this machine can do per request. `python -m bench.bare [--port P]`
 prints `PORT <n>` when ready.
+
+`--durable DB`: the same handler, except that each request first commits one audit row
+through the sidecar's own `proxy.store.Store` (group commit, `synchronous = FULL`) and
+answers only once it is on disk. No authentication, no engine: the most any handler that
+acknowledges durable work can do here, i.e. the ceiling of the sidecar's order path.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from bench.util import run
+from proxy.engine.model import Event
+from proxy.store import Changes, Store
 
 ACK = (
     b'{"symbol":"BTCUSDT","orderId":"C02__700000000000000001001","orderListId":-1,'
@@ -24,9 +32,22 @@ async def order(request: web.Request) -> web.Response:
     return web.Response(body=ACK, content_type="application/json")
 
 
-async def serve(port: int) -> None:
+def durable_order(store: Store) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        await store.commit(Changes(events=[(Event("bench.ack", None, 0, {}), "paper")]))
+        return web.Response(body=ACK, content_type="application/json")
+
+    return handler
+
+
+async def serve(port: int, durable: str | None) -> None:
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", order)
+    if durable:
+        store = Store(durable, "FULL")
+        await store.open()
+        app.router.add_route("*", "/{tail:.*}", durable_order(store))
+    else:
+        app.router.add_route("*", "/{tail:.*}", order)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
@@ -39,7 +60,9 @@ async def serve(port: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=0)
-    run(serve(p.parse_args().port))
+    p.add_argument("--durable", metavar="DB", help="commit one row per request to this SQLite file")
+    args = p.parse_args()
+    run(serve(args.port, args.durable))
 
 
 if __name__ == "__main__":
