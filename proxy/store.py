@@ -179,6 +179,8 @@ class _Batch:
 
     statements: list[tuple[str, Sequence[Any]]]
     group: list[tuple[Changes, asyncio.Future[None] | None]]
+    # set when the SQL could not be built: settled in queue order, never executed
+    error: Exception | None = None
 
 
 # Multi-row statements: `INSERT ... VALUES (...), (...), ...` in chunks of a power of two
@@ -360,6 +362,9 @@ class Store:
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` on the writer thread, after everything queued before it."""
+        if self._thread is None or (self._closing and fn != self._close_writer):
+            # (after close nothing reads the queue: the call would wait forever)
+            raise StoreError("store is closing")
         assert self._loop is not None
         fut = self._loop.create_future()
         self._queue.put((fn, args, fut))
@@ -511,11 +516,10 @@ class Store:
         for ch, _ in group:
             merged.merge(ch)
         try:
-            statements = self._statements(merged)
+            self._queue.put(_Batch(self._statements(merged), group))
         except Exception as exc:  # a value SQLite or JSON cannot take: nothing is written
-            self._settle_batch(group, exc)
-            return
-        self._queue.put(_Batch(statements, group))
+            # (through the queue, so that it is settled after the batches before it)
+            self._queue.put(_Batch([], group, exc))
 
     def _thread_main(self) -> None:
         """The writer thread: runs queued calls in order; batches queued while it was
@@ -533,11 +537,18 @@ class Store:
                 item = items[i]
                 if item is _STOP:
                     return
+                if isinstance(item, _Batch) and item.error is not None:
+                    i += 1
+                    if not self._post(self._settle_batch, item.group, item.error):
+                        return
+                    continue
                 if isinstance(item, _Batch):
                     # batches queued while the last transaction ran: one transaction
                     statements: list[tuple[str, Sequence[Any]]] = []
                     group: list[tuple[Changes, asyncio.Future[None] | None]] = []
-                    while i < len(items) and isinstance(items[i], _Batch):
+                    while (
+                        i < len(items) and isinstance(items[i], _Batch) and items[i].error is None
+                    ):
                         statements.extend(items[i].statements)
                         group.extend(items[i].group)
                         i += 1
