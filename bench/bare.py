@@ -13,12 +13,11 @@ acknowledges durable work can do here, i.e. the ceiling of the sidecar's order p
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bench.util import run
+from bench.util import run, serve_forever
 from proxy.engine.model import Event
 from proxy.store import Changes, Store
 
@@ -48,13 +47,7 @@ async def serve(port: int, durable: str | None) -> None:
         app.router.add_route("*", "/{tail:.*}", durable_order(store))
     else:
         app.router.add_route("*", "/{tail:.*}", order)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    sockets = site._server.sockets  # type: ignore[union-attr]
-    print(f"PORT {sockets[0].getsockname()[1]}", flush=True)
-    await asyncio.Event().wait()
+    await serve_forever(app, port)
 
 
 def main() -> None:

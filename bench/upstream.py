@@ -16,7 +16,6 @@ local server can be and the sidecar's cost is what the comparison shows.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_upstream import FakeMexc  # noqa: E402
 
-from bench.util import run  # noqa: E402
+from bench.util import run, serve_forever  # noqa: E402
 
 LEVEL_QTY = "0.001"  # size of every synthetic level (BTC)
 
@@ -72,13 +71,7 @@ class BenchMexc(FakeMexc):
 
 async def serve(port: int, symbols: int, levels: int) -> None:
     fake = BenchMexc(symbols, levels)
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    sockets = site._server.sockets  # type: ignore[union-attr]
-    print(f"PORT {sockets[0].getsockname()[1]}", flush=True)
-    await asyncio.Event().wait()
+    await serve_forever(fake.app(), port)
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from aiohttp import web
+
 T = TypeVar("T")
 
 
@@ -17,6 +19,18 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+async def serve_forever(app: web.Application, port: int) -> None:
+    """Serve `app` on 127.0.0.1:`port` (0: any free port), print `PORT <n>` once it
+    listens (procs.Helper waits for that line), then run until killed."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    sockets = site._server.sockets  # type: ignore[union-attr]
+    print(f"PORT {sockets[0].getsockname()[1]}", flush=True)
+    await asyncio.Event().wait()
 
 
 def rss_mb(pid: int) -> float:
