@@ -8,7 +8,6 @@ equity recorder (with the dashboard).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -17,7 +16,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .equity import EquityRecorder, PnlCache
 from .errors import make_error_middleware
-from .metrics import Metrics
+from .metrics import LabelledCounter, Metrics
 from .routes import MEXC_ROUTES
 from .service import ModeState, PaperService
 from .store import Store
@@ -28,9 +27,7 @@ WATCHER = web.AppKey("watcher", MarketWatcher)
 
 
 def _metrics_middleware(metrics: Metrics) -> Callable:
-    requests = metrics.requests
-    # (route, status) -> its counter: labels() validates and locks on every call
-    children: dict[tuple[str, int], Any] = {}
+    count_request = LabelledCounter(metrics.requests).inc
 
     @web.middleware
     async def metrics_middleware(
@@ -47,10 +44,7 @@ def _metrics_middleware(metrics: Metrics) -> Callable:
         finally:
             route = request.match_info.route.resource
             path = route.canonical if route is not None else "unmatched"
-            counter = children.get((path, status))
-            if counter is None:
-                counter = children[(path, status)] = requests.labels(path, str(status))
-            counter.inc()
+            count_request(path, str(status))
 
     return metrics_middleware
 

@@ -8,6 +8,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 
+class LabelledCounter:
+    """`counter.labels(*values).inc()` with the children kept: labels() validates and
+    locks on every call, and these counters move on every request."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def inc(self, *values: str) -> None:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._counter.labels(*values)
+        child.inc()
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -41,16 +56,8 @@ class Metrics:
             "mexc_paper_commit_batches", "Group-commit transactions written", registry=r
         )
 
-        # (type, outcome) -> its counter: labels() validates and locks on every call
-        self._order_children: dict[tuple[str, str], Any] = {}
-
-    def count_order(self, order_type: str, outcome: str) -> None:
-        child = self._order_children.get((order_type, outcome))
-        if child is None:
-            child = self._order_children[(order_type, outcome)] = self.orders.labels(
-                order_type, outcome
-            )
-        child.inc()
+        self.count_order = LabelledCounter(self.orders).inc  # (type, outcome)
+        self.count_fill = LabelledCounter(self.fills).inc  # (role,)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

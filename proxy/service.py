@@ -220,7 +220,7 @@ class PaperService:
         changes = Changes.from_txn(txn, self.mode.current)
         apply(self.state, txn)
         for f in txn.fills:
-            self.metrics.fills.labels("maker" if f.is_maker else "taker").inc()
+            self.metrics.count_fill("maker" if f.is_maker else "taker")
         try:
             await self.store.commit(changes)
         except StoreError:

@@ -365,7 +365,7 @@ class MexcClient:
         self._inflight: dict[tuple[str, str], asyncio.Future[RawResponse]] = {}
         self._cache: dict[tuple[str, str], tuple[float, RawResponse]] = {}
         self._parsed: dict[tuple[str, str], tuple[RawResponse, Any]] = {}
-        self._market_keys: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {}
+        self._market_key_cache: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {}
         self.last_error: str | None = None
         self.last_ok_ms: int | None = None
         self.calls = 0
@@ -498,18 +498,23 @@ class MexcClient:
         ttl = int(self.settings.exchange_info_ttl_s * 1000)
         return await self._parsed_value("/api/v3/exchangeInfo", "", ttl, parse_exchange_info)
 
+    def _market_keys(self, symbol: str) -> tuple[tuple[str, str], tuple[str, str]]:
+        """The cache keys of `book(symbol)` and `last_price(symbol)`: (path, raw query)."""
+        keys = self._market_key_cache.get(symbol)
+        if keys is None:
+            keys = self._market_key_cache[symbol] = (
+                ("/api/v3/depth", f"symbol={symbol}&limit={self.depth_limit}"),
+                ("/api/v3/ticker/price", f"symbol={symbol}"),
+            )
+        return keys
+
     def cached_market(self, symbol: str) -> tuple[Book, Decimal | None] | None:
         """`(await book(symbol), await last_price(symbol))` when both are answered from
         the cache and already parsed, without I/O, tasks or awaits; else None (the caller
         then fetches them). The common case of every order on a watched symbol."""
         if not self.settings.market_cache_ms:
             return None
-        keys = self._market_keys.get(symbol)
-        if keys is None:
-            keys = self._market_keys[symbol] = (
-                ("/api/v3/depth", f"symbol={symbol}&limit={self.depth_limit}"),
-                ("/api/v3/ticker/price", f"symbol={symbol}"),
-            )
+        keys = self._market_keys(symbol)
         now = time.monotonic()
         values = []
         for key in keys:
@@ -525,11 +530,9 @@ class MexcClient:
     async def book(self, symbol: str, max_age_ms: int | None = None) -> Book:
         ttl = self.settings.market_cache_ms if max_age_ms is None else max_age_ms
         seen = self._now_ms()
+        path, query = self._market_keys(symbol)[0]
         return await self._parsed_value(
-            "/api/v3/depth",
-            f"symbol={symbol}&limit={self.depth_limit}",
-            ttl,
-            lambda data: parse_depth(symbol, data, seen),
+            path, query, ttl, lambda data: parse_depth(symbol, data, seen)
         )
 
     async def trades(self, symbol: str, max_age_ms: int | None = None) -> list[Trade]:
@@ -540,12 +543,10 @@ class MexcClient:
 
     async def last_price(self, symbol: str) -> Decimal | None:
         """Latest trade price (for PERCENT_PRICE_BY_SIDE and MX fees); None if unknown."""
+        path, query = self._market_keys(symbol)[1]
         try:
             prices = await self._parsed_value(
-                "/api/v3/ticker/price",
-                f"symbol={symbol}",
-                self.settings.market_cache_ms,
-                parse_ticker_price,
+                path, query, self.settings.market_cache_ms, parse_ticker_price
             )
         except UpstreamError:
             return None
