@@ -11,6 +11,7 @@ from .metrics import Metrics
 from .service import ModeState, PaperService
 from .store import Store
 from .upstream import MexcClient
+from .ws.channels import PublicChannels
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -27,3 +28,5 @@ EQUITY = web.AppKey("equity", EquityRecorder)
 PNL = web.AppKey("pnl", PnlCache)
 # dashboard sub-app: the per-process secret its CSRF tokens are signed with
 DASHBOARD_SECRET = web.AppKey("dashboard_secret", bytes)
+# what serves public WebSocket channels on /ws (the relay of MEXC's stream, or the tape)
+PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
