@@ -13,8 +13,8 @@ It values every paper account (balances x current prices from /api/v3/ticker/pri
     once, later ones are coalesced into one point at the end of the gap, so the curve
     moves as the bot trades without a valuation per order;
   - and otherwise every `dashboard.equity_interval_s`, so price moves show up too.
-It listens to the service's change notifications (one coalescing queue in
-`PaperService.listeners`), so nothing on the order path waits for it. When the upstream
+It subscribes to the service's change feed (`PaperService.feed`) with a callback that
+only marks a change (a coalescing queue of one), so nothing on the order path waits for it. When the upstream
 gives no prices at all, accounts holding anything besides the valuation asset get no point
 (a curve that drops to the cash balance whenever MEXC is unreachable would lie).
 
@@ -28,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .clock import Clock
+from .feed import Committed
 from .jsonutil import fmt
 from .performance import PnlLedger, value_balances
 from .service import PaperService
@@ -66,12 +68,19 @@ class EquityRecorder:
         self._changes: asyncio.Queue[str] = asyncio.Queue()
         self._reset = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def _on_committed(self, record: Committed) -> None:
+        """Feed subscriber: mark a change (and a reset, which records at once)."""
+        if record.reset is not None:
+            self._reset.set()
+        if self._changes.empty():
+            self._changes.put_nowait("change")
 
     async def start(self, first_timeout_s: float = 2.0) -> None:
         """Record the first point now (waiting at most `first_timeout_s` for prices, so a
         slow upstream cannot hold up start-up), then run in the background."""
-        self.service.listeners.append(self._changes)
-        self.service.reset_events.append(self._reset)
+        self._unsubscribe = self.service.feed.subscribe(self._on_committed)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._round(), first_timeout_s)
         self._task = asyncio.create_task(self._run(), name="equity-recorder")
@@ -81,10 +90,9 @@ class EquityRecorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(ValueError):
-            self.service.listeners.remove(self._changes)
-        with contextlib.suppress(ValueError):
-            self.service.reset_events.remove(self._reset)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     async def wait_rounds(self, n: int = 1) -> None:
         """Wait until `n` recording rounds have completed since start (tests)."""

@@ -449,21 +449,25 @@ async def test_changes_within_the_gap_do_not_record_but_a_reset_does_at_once(
     traded = await _account_value(signed)
     assert traded != Decimal("97900")
 
-    # a round that reads the balances while the reset is being written queues a point with
-    # the old value after the reset's DELETE; the recorder must not keep it
-    commit = store.commit
-    stale: list[dict[int, Decimal]] = []
+    # a round racing the reset: the reset is in memory the moment it is queued for the
+    # disk (one commit path), so the round reads the restored balances, never a mix
+    enqueue = store.enqueue
+    racing: list[asyncio.Future[dict[int, Decimal]]] = []
 
-    async def commit_with_a_racing_round(changes: Any) -> None:
-        racing = asyncio.ensure_future(recorder.record_once())
-        await commit(changes)
-        stale.append(await racing)
-        clock.advance(1000)
+    def enqueue_with_a_racing_round(changes: Any) -> Any:
+        racing.append(asyncio.ensure_future(recorder.record_once()))
+        return enqueue(changes)
 
-    monkeypatch.setattr(store, "commit", commit_with_a_racing_round)
+    monkeypatch.setattr(store, "enqueue", enqueue_with_a_racing_round)
     await service.reset_account(1)
-    monkeypatch.setattr(store, "commit", commit)
-    assert stale[0][1] == traded  # the racing round did read the old balances
+    monkeypatch.setattr(store, "enqueue", enqueue)
+    assert (await racing[0])[1] == Decimal("97900")
+    await store.flush()
+    assert [v for _, v in await store.equity(1)] == [Decimal("97900")]
+
+    # without a racing round, the recorder itself records right after a reset
+    clock.advance(1000)
+    await service.reset_account(1)
 
     async with asyncio.timeout(5):
         await recorder.wait_rounds(2)  # right after the reset, though the gap is an hour
@@ -523,10 +527,12 @@ async def test_a_switch_to_live_that_cannot_be_audited_is_undone(
     assert await service.switch_mode("paper", source="test") is True
     assert await service.switch_mode("paper", source="test") is False  # no change, no entry
 
-    async def broken(changes: Any) -> None:
-        raise StoreError("disk full")
+    def broken(changes: Any) -> asyncio.Future[None]:
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_exception(StoreError("disk full"))
+        return fut
 
-    monkeypatch.setattr(app[keys.STORE], "commit", broken)
+    monkeypatch.setattr(app[keys.STORE], "enqueue", broken)
     with pytest.raises(StoreError):
         await service.switch_mode("live", source="test")
     assert mode.current == "paper"  # paper is the safe side
