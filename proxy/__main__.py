@@ -16,6 +16,7 @@ from . import __version__, keys, logsetup
 from .accesslog import SafeAccessLogger
 from .app import create_app
 from .config import ConfigError, Settings, load_settings, mask_key, resolve_config_path
+from .tape.tape import TapeError, load_tape
 
 log = logging.getLogger("proxy")
 
@@ -39,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--replay",
         metavar="CASSETTE",
         help="serve market data offline from a recorded cassette (overrides upstream)",
+    )
+    clock = p.add_mutually_exclusive_group()
+    clock.add_argument(
+        "--speed", type=float, metavar="N",
+        help="replay: run the tape at N times real time (default: real time)",
+    )
+    clock.add_argument(
+        "--step", action="store_true",
+        help="replay: the tape moves only when told (POST /admin/api/clock)",
     )
     p.add_argument(
         "--record",
@@ -66,6 +76,16 @@ def apply_cli(settings: Settings, args: argparse.Namespace) -> Settings:
         if upstream.replay_path:
             raise ConfigError("--record: cannot record while replaying")
         upstream = replace(upstream, record_path=args.record)
+    if args.speed is not None or args.step:
+        flag = "--step" if args.step else "--speed"
+        if not upstream.replay_path:
+            raise ConfigError(f"{flag}: only with --replay (or upstream.replay_path)")
+        if args.step:
+            upstream = replace(upstream, replay_mode="step")
+        elif not 0 < args.speed <= 1_000_000:
+            raise ConfigError(f"--speed: must be greater than 0 (and at most 1000000), got {args.speed:g}")
+        else:
+            upstream = replace(upstream, replay_mode="speed", replay_speed=args.speed)
     return replace(settings, server=server, upstream=upstream)
 
 
@@ -73,6 +93,9 @@ def startup_line(settings: Settings, mode: str | None = None) -> str:
     """`mode`: the runtime mode (a persisted switch to paper overrides an armed live)."""
     up = settings.upstream
     upstream = f"replay:{up.replay_path}" if up.replay_path else up.base_url
+    if up.replay_path:
+        speed = f"x{up.replay_speed:g}" if up.replay_mode == "speed" else ""
+        upstream += f" clock={up.replay_mode}{speed}"
     keys = ",".join(mask_key(a.api_key) for a in settings.accounts) or "-"
     return (
         f"mexc-paper {__version__} started mode={(mode or settings.mode).upper()} "
@@ -90,8 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mexc-paper: configuration error: {exc}", file=sys.stderr)
         return 2
+    tape = None
+    if settings.upstream.replay_path:
+        try:
+            tape = load_tape(settings.upstream.replay_path)
+        except TapeError as exc:
+            print(f"mexc-paper: cassette error: {exc}", file=sys.stderr)
+            return 2
 
-    app = create_app(settings)
+    app = create_app(settings, tape=tape)
     mode_state = app[keys.MODE]
     logsetup.configure(
         settings.logging.level,

@@ -1,5 +1,6 @@
 """The JSON admin API under /admin/api/ (accounts with balances and positions, reset,
-fund, set a balance, mode), plus /healthz and /metrics. Never under /api/v3.
+fund, set a balance, mode, the replay's clock), plus /healthz and /metrics. Never under
+/api/v3.
 
 State changes need `Content-Type: application/json` (a cross-site form cannot send it
 without a CORS preflight, which we never grant) and, whenever the server listens on a
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from . import __version__, jsonutil, keys
 from .config import is_loopback, mask_key
+from .tape.replay import ClockMoveError, Replay
 
 JSON = "application/json"
 
@@ -206,6 +208,38 @@ async def set_mode(request: web.Request) -> web.Response:
     return _json({"mode": mode.current, "live_armed": mode.armed})
 
 
+def _replay(request: web.Request) -> Replay:
+    replay = request.config_dict.get(keys.TAPE)
+    if replay is None or replay.feeder is None:
+        raise web.HTTPNotFound(
+            reason="no tape: the clock exists in replay only (python -m proxy --replay FILE)"
+        )
+    return replay
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    """The tape's clock: {"tape_ms", "mode", "speed", "start_ms", "end_ms", "next_ms",
+    "ended", "cassette", "kind"}."""
+    return _json(_replay(request).state())
+
+
+async def move_clock(request: web.Request) -> web.Response:
+    """Move a stepped tape: {"advance_ms": n} or {"to_ms": t}. Answers the clock's state
+    plus "passed" once every trade and book up to the new time has been matched."""
+    _guard(request)
+    replay = _replay(request)
+    try:
+        body = jsonutil.loads(await request.read())
+    except ValueError:
+        raise web.HTTPBadRequest(reason='expected {"advance_ms": <int>} or {"to_ms": <int>}') from None
+    try:
+        return _json(await replay.move(body))
+    except ClockMoveError as exc:
+        if exc.status == 409:
+            raise web.HTTPConflict(reason=str(exc)) from None
+        raise web.HTTPBadRequest(reason=str(exc)) from None
+
+
 ADMIN_ROUTES = [
     web.get("/healthz", healthz),
     web.get("/metrics", metrics),
@@ -216,4 +250,6 @@ ADMIN_ROUTES = [
     web.post("/admin/api/accounts/{account_id}/balance", set_balance),
     web.get("/admin/api/mode", get_mode),
     web.post("/admin/api/mode", set_mode),
+    web.get("/admin/api/clock", get_clock),
+    web.post("/admin/api/clock", move_clock),
 ]

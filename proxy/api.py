@@ -113,9 +113,11 @@ async def contract_detail(request: web.Request) -> web.Response:
 
 
 async def server_time(request: web.Request) -> web.Response:
-    """Answered from the sidecar's own clock, the one its timestamp check uses."""
+    """Answered from the sidecar's own wall clock, the one its timestamp check uses (also
+    in replay, where the market runs on the tape's clock: a bot that syncs its time with
+    this is never refused for a timestamp)."""
     return web.Response(
-        body=b'{"serverTime":%d}' % request.app[keys.CLOCK].now_ms(), content_type=JSON
+        body=b'{"serverTime":%d}' % request.app[keys.WALL_CLOCK].now_ms(), content_type=JSON
     )
 
 
@@ -189,7 +191,8 @@ async def authenticate(request: web.Request) -> tuple[KeyInfo, dict[str, str]]:
     ts = params.get("timestamp")
     if ts is None or not _DIGITS.match(ts):
         raise ApiError(Err.MANDATORY_PARAM, param="timestamp")
-    now = app[keys.CLOCK].now_ms()
+    # the wall clock, also in replay: a bot signs with its own clock, never the tape's
+    now = app[keys.WALL_CLOCK].now_ms()
     if not signing.timestamp_ok(now, int(ts), recv_window):
         raise ApiError(Err.TIMESTAMP_OUTSIDE_RECV_WINDOW)
     strict = app[keys.SETTINGS].server.strict_signature

@@ -2,11 +2,13 @@
 
 Resources open in `cleanup_ctx` generators, in dependency order, and close in reverse:
 store (+ migrations) -> upstream session -> service (loads state) -> market watcher ->
-equity recorder (with the dashboard).
+equity recorder (with the dashboard). In replay the upstream is the tape (proxy/tape/)
+and the tape feeder replaces the market watcher.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -20,10 +22,17 @@ from .metrics import LabelledCounter, Metrics
 from .routes import MEXC_ROUTES
 from .service import ModeState, PaperService
 from .store import Store
-from .upstream import HttpTransport, MexcClient, RecordingTransport, ReplayTransport, Transport
+from .tape.channels import TapeChannels
+from .tape.client import TapeClient
+from .tape.clock import TapeClock
+from .tape.feeder import TapeFeeder
+from .tape.replay import Replay
+from .tape.tape import Tape, load_tape
+from .upstream import HttpTransport, MexcClient, RecordingTransport, Transport
 from .watcher import MarketWatcher
 
 WATCHER = web.AppKey("watcher", MarketWatcher)
+log = logging.getLogger("proxy")
 
 
 def _metrics_middleware(metrics: Metrics) -> Callable:
@@ -54,8 +63,11 @@ def create_app(
     *,
     clock: Clock | None = None,
     transport: Transport | None = None,
+    tape: Tape | None = None,
 ) -> web.Application:
-    """Build the app. `transport` replaces the upstream transport (tests)."""
+    """Build the app. `transport` replaces the upstream transport (tests). In replay
+    (`settings.upstream.replay_path`) `clock` is the wall clock and `tape` the cassette
+    when already loaded (else it is loaded at start-up)."""
     metrics = Metrics()
     app = web.Application(
         middlewares=[_metrics_middleware(metrics), make_error_middleware(settings.reraise_unexpected)],
@@ -64,7 +76,16 @@ def create_app(
         handler_args={"max_line_size": 32768, "max_field_size": 16384},
     )
     app[keys.SETTINGS] = settings
-    app[keys.CLOCK] = clock or SystemClock()
+    wall = clock or SystemClock()
+    app[keys.WALL_CLOCK] = wall
+    up = settings.upstream
+    replay: Replay | None = None
+    if up.replay_path and transport is None:
+        replay = Replay(TapeClock(0, up.replay_mode, up.replay_speed))
+        app[keys.TAPE] = replay
+        app[keys.CLOCK] = replay.clock
+    else:
+        app[keys.CLOCK] = wall
     app[keys.METRICS] = metrics
     app[keys.MODE] = ModeState(settings.live_armed)
 
@@ -76,12 +97,13 @@ def create_app(
         await store.close()
 
     async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
-        up = settings.upstream
         t: Transport
+        if replay is not None:
+            app[keys.UPSTREAM] = await _tape_client(app, replay, tape, settings, metrics)
+            yield
+            return
         if transport is not None:
             t = transport
-        elif up.replay_path:
-            t = ReplayTransport(up.replay_path)
         elif up.record_path:
             rec = RecordingTransport(HttpTransport(up), up.record_path)
             await rec.start()
@@ -113,6 +135,23 @@ def create_app(
         yield
         await app[keys.STORE].flush()
 
+    async def tape_ctx(app: web.Application) -> AsyncIterator[None]:
+        assert replay is not None and replay.tape is not None
+        service = app[keys.SERVICE]
+        feeder = TapeFeeder(
+            replay.tape, replay.clock, service, lambda: service.state.open_by_symbol
+        )
+        channels = TapeChannels(replay.tape, replay.clock, feeder.poke)
+        feeder.frames = channels
+        # every step up to the position (the tape's start, or where the database left
+        # off) was matched before: no order could rest on it in this process
+        feeder.skip_to(replay.clock.position)
+        replay.feeder, replay.channels = feeder, channels
+        app[keys.PUBLIC_CHANNELS] = channels
+        feeder.start()
+        yield
+        await feeder.stop()
+
     async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         # in replay the recorded trade times are not comparable with our clock: a
         # symbol's first page is then a baseline only
@@ -137,7 +176,9 @@ def create_app(
         yield
         await recorder.stop()
 
-    app.cleanup_ctx.extend([store_ctx, upstream_ctx, service_ctx, watcher_ctx])
+    app.cleanup_ctx.extend(
+        [store_ctx, upstream_ctx, service_ctx, tape_ctx if replay is not None else watcher_ctx]
+    )
     if settings.dashboard.enabled:
         app.cleanup_ctx.append(equity_ctx)
     app.add_routes(admin.ADMIN_ROUTES)
@@ -148,6 +189,28 @@ def create_app(
         app.add_subapp("/dashboard/", create_dashboard_app(settings))
         app.router.add_get("/", _to_dashboard)
     return app
+
+
+async def _tape_client(
+    app: web.Application, replay: Replay, tape: Tape | None, settings: Settings, metrics: Metrics
+) -> TapeClient:
+    """Load the cassette (unless given) and set the tape's clock: at the tape's start, or
+    where the database left off when it already holds this replay's history (a restart
+    after a crash resumes the tape instead of matching open orders against trades from
+    before they were placed)."""
+    up = settings.upstream
+    assert up.replay_path is not None
+    replay.tape = tape if tape is not None else load_tape(up.replay_path)
+    clock = replay.clock
+    clock.start_ms = clock.position = replay.tape.start_ms
+    latest = await app[keys.STORE].events(limit=1)
+    if latest and latest[0]["time"] > clock.position:
+        clock.position = latest[0]["time"]
+        log.info("tape %s resumes at %d, where the database left off (%d ms after its start)",
+                 replay.tape.name, clock.position, clock.position - replay.tape.start_ms)
+    return TapeClient(
+        replay.tape, clock, up, settings.paper.depth_limit, settings.paper.trades_limit, metrics
+    )
 
 
 async def _to_dashboard(request: web.Request) -> web.StreamResponse:

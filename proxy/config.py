@@ -60,6 +60,9 @@ class UpstreamSettings:
     record_path: str | None = None
     # serve the upstream from this cassette instead of the network (offline)
     replay_path: str | None = None
+    # the replay's clock (command line only: --speed N, --step): "real", "speed", "step"
+    replay_mode: str = "real"
+    replay_speed: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,13 @@ class Err(enum.Enum):
         "Unsupported operation: {path} is not available in paper mode",
     )
 
+    # --- replay ---
+    # A request the cassette holds no answer for (replay never answers with another
+    # request's recording). Not a MEXC code: 400 with MEXC's generic code 400, so a client
+    # raises a bad-request error instead of retrying as it would on a 503. A symbol the
+    # cassette never saw gets INVALID_SYMBOL (-1121) with the same explanation.
+    NOT_RECORDED = (400, 400, "Not recorded")
+
     # --- transport ---
     NOT_FOUND = (404, 404, "Not Found")  # UNSURE: MEXC's body for unknown paths
     METHOD_NOT_ALLOWED = (405, 405, "Method Not Allowed")

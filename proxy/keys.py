@@ -10,11 +10,16 @@ from .equity import EquityRecorder, PnlCache
 from .metrics import Metrics
 from .service import ModeState, PaperService
 from .store import Store
+from .tape.replay import Replay
 from .upstream import MexcClient
 from .ws.channels import PublicChannels
 
 SETTINGS = web.AppKey("settings", Settings)
+# the market's and the paper engine's clock: order, fill and event times (tape time in replay)
 CLOCK = web.AppKey("clock", Clock)
+# the wall clock: the signature timestamp/recvWindow check and /api/v3/time (the same
+# object as CLOCK except in replay, where CLOCK runs on the tape)
+WALL_CLOCK = web.AppKey("wall_clock", Clock)
 METRICS = web.AppKey("metrics", Metrics)
 MODE = web.AppKey("mode", ModeState)
 STORE = web.AppKey("store", Store)
@@ -30,3 +35,5 @@ PNL = web.AppKey("pnl", PnlCache)
 DASHBOARD_SECRET = web.AppKey("dashboard_secret", bytes)
 # what serves public WebSocket channels on /ws (the relay of MEXC's stream, or the tape)
 PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
+# replay only: the tape, its clock and feeder (GET/POST /admin/api/clock)
+TAPE = web.AppKey("tape", Replay)

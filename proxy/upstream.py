@@ -6,9 +6,8 @@ TTL). Live passthrough of signed requests goes through `forward()`, which nothin
 paper mode. Transport and HTTP failures become `UpstreamError`; a MEXC 5xx means "status
 unknown", not "failed", so callers never treat it as a definite answer.
 
-Transports: `HttpTransport` (the network), `ReplayTransport` (serves a vcrpy-format cassette
-offline, cycling through the recorded answers for the same request so a recorded market
-moves) and `RecordingTransport` (tees every public answer into a cassette while running).
+Transports: `HttpTransport` (the network) and `RecordingTransport` (tees every public answer
+into a cassette while running). Replay is `proxy.tape` (the tape's own clock).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
@@ -31,7 +30,7 @@ from yarl import URL
 from . import jsonutil
 from .config import UpstreamSettings
 from .engine.model import Book, SymbolRules, Trade
-from .errors import INVALID_SYMBOL_CODES, ApiError, Err
+from .errors import INVALID_SYMBOL_CODES
 from .parsers import (
     ShapeError,
     parse_depth,
@@ -175,10 +174,6 @@ class HttpTransport:
 # --------------------------------------------------------------------------- cassettes
 
 
-def _norm_query(q: str) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(parse_qsl(q, keep_blank_values=True)))
-
-
 def load_cassette(path: str | Path) -> list[dict[str, Any]]:
     """Interactions of a vcrpy (v1 YAML) cassette."""
     with open(path, encoding="utf-8") as f:
@@ -206,50 +201,6 @@ def interaction_parts(it: dict[str, Any]) -> tuple[str, str, str, RawResponse]:
             extra.append((k, value))
     status = int(resp.get("status", {}).get("code", 200))
     return req["method"].upper(), parts.path, parts.query, RawResponse(status, body, ctype, tuple(extra))
-
-
-class ReplayTransport:
-    """Serves recorded answers. An exact (order-insensitive) query match wins, else any
-    recording of the same path; repeated requests cycle through the recordings in order,
-    so the recorded market moves between snapshots.
-
-    A path MEXC does not serve at all gets the MEXC-shaped 404 the sidecar answers for
-    unknown paths elsewhere (MEXC answers 404, reference section 11 item 1; the body is
-    UNSURE there); only a public MEXC path the cassette lacks is a "no recording" error."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self.exact: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[RawResponse]] = {}
-        self.by_path: dict[tuple[str, str], list[RawResponse]] = {}
-        self.turn: dict[Any, int] = {}
-        for it in load_cassette(path):
-            method, p, q, resp = interaction_parts(it)
-            self.exact.setdefault((method, p, _norm_query(q)), []).append(resp)
-            self.by_path.setdefault((method, p), []).append(resp)
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        raw_query: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> RawResponse:
-        key: Any = (method, path, _norm_query(raw_query))
-        answers = self.exact.get(key)
-        if answers is None:
-            key = (method, path)
-            answers = self.by_path.get(key)
-        if not answers:
-            if path not in _KNOWN_PATHS:
-                return _NOT_FOUND
-            raise UpstreamError("replay", f"no recording for {method} {path} in {self.path}")
-        i = self.turn.get(key, 0)
-        self.turn[key] = i + 1
-        return answers[i % len(answers)]
-
-    async def close(self) -> None:
-        return None
 
 
 class RecordingTransport:
@@ -314,7 +265,7 @@ class RecordingTransport:
 
 # the public paths MEXC serves (api.PUBLIC_PATHS plus time and contract/detail; a unit
 # test keeps them equal): metric labels, and what replay knows it merely did not record
-_KNOWN_PATHS = frozenset(
+KNOWN_PATHS = _KNOWN_PATHS = frozenset(
     {
         "/api/v3/ping", "/api/v3/time", "/api/v3/defaultSymbols", "/api/v3/symbol/offline",
         "/api/v3/exchangeInfo", "/api/v3/depth", "/api/v3/trades", "/api/v3/historicalTrades",
@@ -323,7 +274,6 @@ _KNOWN_PATHS = frozenset(
         "/api/v3/etf/info", "/api/v1/contract/detail",
     }
 )
-_NOT_FOUND = RawResponse(Err.NOT_FOUND.status, ApiError(Err.NOT_FOUND).body(), "application/json")
 
 
 # Bodies up to this size are parsed to tell JSON from a truncated or HTML "success";

@@ -257,20 +257,22 @@ async def test_trades_between_the_order_and_the_first_poll_of_its_symbol_count(
 async def test_replayed_trades_fill_resting_orders_though_their_times_are_old(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    """Offline on the committed recording (2025-12-31) with today's clock: an order's
-    boundary is MEXC's time (the recorded book's timestamp), not ours, so the recorded
-    trades after the first page still fill it. `touch` makes every fill come from a trade:
-    the second recorded page prints down to 87539, through the buy at 87800."""
+    """Offline on the committed recording (2025-12-31) with today's clock signing the
+    requests: the market runs on the tape's clock, so the recorded trades after the order
+    fill it. `touch` makes every fill come from a trade: the second recorded page prints
+    down to 87539, through the buy at 87800."""
     settings = make_settings(
         tmp_path,
-        upstream=UpstreamSettings(replay_path=str(ROOT / "cassettes" / "demo.yaml"), market_cache_ms=0),
+        upstream=UpstreamSettings(replay_path=str(ROOT / "cassettes" / "demo.yaml"), replay_mode="step"),
         paper=PaperSettings(poll_interval_s=3600, fill_model=FillModel.TOUCH),
     )
     app = create_app(settings)  # the system clock: a year after the recording
     client = await aiohttp_client(app)
-    bot = Bot(app, client, app[keys.CLOCK])
+    bot = Bot(app, client, app[keys.WALL_CLOCK])
     oid = (await bot.call("POST", "/api/v3/order", dict(BUY, price="87800")))["orderId"]
-    await app[WATCHER].wait_cycles(3)
+    tape = app[keys.TAPE]
+    assert tape.tape is not None
+    await tape.move({"to_ms": tape.tape.end_ms})
 
     o = await bot.order(oid)
     assert (o["status"], o["executedQty"], o["cummulativeQuoteQty"]) == ("FILLED", "0.01", "878")

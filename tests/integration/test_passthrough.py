@@ -24,11 +24,11 @@ from proxy.app import create_app
 from proxy.clock import FixedClock
 from proxy.config import LiveSettings, UpstreamSettings
 from proxy.routes import MEXC_ROUTES
+from proxy.tape.tape import load_tape
 from proxy.upstream import (
     _KNOWN_PATHS,
     HttpTransport,
     RecordingTransport,
-    ReplayTransport,
     interaction_parts,
     load_cassette,
 )
@@ -204,7 +204,7 @@ def test_contract_the_newer_public_paths_parse_to_their_recorded_values() -> Non
 
 
 def test_upstream_known_paths_are_the_routed_public_paths() -> None:
-    """Replay tells "not recorded" (503) from "MEXC has no such path" (404) by this set."""
+    """Replay tells "not recorded" (400) from "MEXC has no such path" (404) by this set."""
     assert _KNOWN_PATHS == ROUTED_PUBLIC
     assert set(api.PUBLIC_PATHS) < ROUTED_PUBLIC
 
@@ -405,30 +405,37 @@ async def test_live_mode_forwards_the_path_still_percent_encoded(
 # ------------------------------------------------------------------ record and replay
 
 
-async def test_record_then_replay(aiohttp_server: Any, fake: FakeMexc, tmp_path: Path) -> None:
+async def test_record_then_replay(
+    aiohttp_server: Any, fake: FakeMexc, tmp_path: Path, clock: FixedClock
+) -> None:
+    """What was recorded replays on tape time: the answer at tape time t is the latest
+    recorded at or before t (asking again does not move the market), whatever the order
+    of the query's parameters; nothing signed is ever written."""
     server = await aiohttp_server(fake.app())
     up = UpstreamSettings(base_url=str(server.make_url("")).rstrip("/"))
     rec = RecordingTransport(HttpTransport(up), tmp_path / "rec.yaml")
     await rec.start()
     try:
         live1 = await rec.request("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=5")
+        clock.advance(1000)
         fake.set_book("BTCUSDT", [("1", "2")], [("3", "4")])
         live2 = await rec.request("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=5")
         price = await rec.request("GET", "/api/v3/ticker/price", "symbol=BTCUSDT")
     finally:
         await rec.close()
     assert rec.count == 3
-    replay = ReplayTransport(tmp_path / "rec.yaml")
-    r1 = await replay.request("GET", "/api/v3/depth", "limit=5&symbol=BTCUSDT")  # order-insensitive
-    r2 = await replay.request("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=5")
-    r3 = await replay.request("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=5")
-    assert (r1.body, r2.body, r3.body) == (live1.body, live2.body, live1.body)  # cycles
-    assert (await replay.request("GET", "/api/v3/ticker/price", "symbol=BTCUSDT")).body == price.body
-    # no recording at all for a path: a clear error, not a hang
-    from proxy.upstream import UpstreamError
-
-    with pytest.raises(UpstreamError, match="no recording"):
-        await replay.request("GET", "/api/v3/klines", "")
+    tape = load_tape(tmp_path / "rec.yaml")
+    t1 = json.loads(live1.body)["timestamp"]
+    t2 = json.loads(live2.body)["timestamp"]
+    assert (tape.start_ms, tape.end_ms, t2 - t1) == (t1, t2, 1000)
+    at = [tape.answer("GET", "/api/v3/depth", "limit=5&symbol=BTCUSDT", t)
+          for t in (t1, t1, t2 - 1, t2, t2 + 9)]
+    assert [r.body for r in at] == [live1.body, live1.body, live1.body, live2.body, live2.body]
+    assert tape.answer("GET", "/api/v3/ticker/price", "symbol=BTCUSDT", t1).body == price.body
+    # no recording at all for a request: an error that says so, never another answer
+    miss = tape.answer("GET", "/api/v3/klines", "symbol=BTCUSDT&interval=1m", t1)
+    assert (miss.status, json.loads(miss.body)["code"]) == (400, 400)
+    assert b"not in the cassette rec.yaml" in miss.body
     text = (tmp_path / "rec.yaml").read_text()
     assert "signature" not in text and "X-MEXC-APIKEY" not in text
 
@@ -461,31 +468,38 @@ async def test_replay_answers_an_unknown_path_with_the_mexc_404(
     assert (await client.get("/api/v3/ping")).status == 200
     resp = await client.get("/api/v3/klines?symbol=BTCUSDT&interval=5m")
     data = await resp.json()
-    assert (resp.status, data["code"]) == (503, 503)
-    assert "no recording for GET /api/v3/klines" in data["msg"]
+    # a client must not retry this: 400, not a 503 "please try again"
+    assert (resp.status, data["code"]) == (400, -1121)
+    assert data["msg"] == "Invalid symbol.: BTCUSDT is not in the cassette ping.yaml"
+    resp = await client.get("/api/v3/avgPrice")
+    data = await resp.json()
+    assert (resp.status, data["code"]) == (400, 400)
+    assert data["msg"] == "Not recorded: GET /api/v3/avgPrice is not in the cassette ping.yaml"
     resp = await client.get("/api/v3/noSuchPath")
     assert (resp.status, await resp.read()) == (404, body)
 
 
 async def test_offline_demo_fills_a_resting_order(aiohttp_client: Any, tmp_path: Path) -> None:
-    """The README's offline command: the recorded market moves and a resting buy fills."""
+    """The README's offline command at --speed: the recorded market moves on tape time
+    and a resting buy below the first book fills when the tape reaches the second."""
     settings = make_settings(tmp_path, upstream=UpstreamSettings(
-        replay_path=str(ROOT / "cassettes" / "demo.yaml"), market_cache_ms=0))
+        replay_path=str(ROOT / "cassettes" / "demo.yaml"), replay_mode="speed", replay_speed=100_000))
     app = create_app(settings)
     client = await aiohttp_client(app)
-    from proxy.app import WATCHER
-
     q = ccxt_query({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
                     "price": "87700"}, SECRET)
     resp = await client.post(f"/api/v3/order?{q}", headers={"X-MEXC-APIKEY": KEY})
     ack = await resp.json()
     assert resp.status == 200, ack
-    await app[WATCHER].wait_cycles(3)
+    feeder = app[keys.TAPE].feeder
+    assert feeder is not None
+    await asyncio.wait_for(feeder.wait_position(1_767_209_913_314), 30)  # the second book
     q = ccxt_query({"symbol": "BTCUSDT", "orderId": ack["orderId"]}, SECRET)
     order = await (await client.get(f"/api/v3/order?{q}", headers={"X-MEXC-APIKEY": KEY})).json()
     assert order["status"] == "FILLED"
     assert order["executedQty"] == "0.01"
     assert order["cummulativeQuoteQty"] == "877"
+    assert order["updateTime"] == 1_767_209_913_314
     balances = {b.asset: b for b in app[keys.SERVICE].balances(1)}
     assert balances["BTC"].free == 1 + __import__("decimal").Decimal("0.01")
 
