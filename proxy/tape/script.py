@@ -229,7 +229,7 @@ def parse_script(path: Path, text: str) -> _Parsed:
                 asks = _levels(c, bm["asks"], f"{f}.book.asks", False) if "asks" in bm else ()
                 if bids and asks and bids[0][0] >= asks[0][0]:
                     raise c.fail(
-                        ev["book"], f"{f}.book", f"crossed: best bid {bids[0][0]} >= best ask {asks[0][0]}"
+                        bm["asks"], f"{f}.book", f"crossed: best bid {bids[0][0]} >= best ask {asks[0][0]}"
                     )
                 version = len(sym_books) + 1
                 sym_books.append((t, Book(symbol, bids, asks, str(version), t, t)))
