@@ -14,9 +14,10 @@ It values every paper account (balances x current prices from /api/v3/ticker/pri
     moves as the bot trades without a valuation per order;
   - and otherwise every `dashboard.equity_interval_s`, so price moves show up too.
 It subscribes to the service's change feed (`PaperService.feed`) with a callback that
-only marks a change (a coalescing queue of one), so nothing on the order path waits for it. When the upstream
-gives no prices at all, accounts holding anything besides the valuation asset get no point
-(a curve that drops to the cash balance whenever MEXC is unreachable would lie).
+only marks a change (a coalescing queue of one), so nothing on the order path waits for
+it. An account holding any asset no price is known for gets no point (a curve that drops
+to the cash balance whenever MEXC is unreachable, or leaves out a coin it holds, would
+lie). Prices come from `PaperService.mark_prices`, as on the dashboard and the admin API.
 
 `PnlCache` keeps one `performance.PnlLedger` per account and feeds it only the fills it
 has not seen yet (fills are append-only; a reset, counted in `PaperService.resets`, starts
@@ -115,7 +116,9 @@ class EquityRecorder:
         `changed_only` (a round after a change notification), an account whose value is
         what its last point says gets no new point: one busy account does not fill the
         curves of idle ones."""
-        prices = await self.service.upstream.all_prices()
+        quote = self.quote
+        held = {b.asset for a in self.service.account_ids() for b in self.service.balances(a) if b.total}
+        prices = await self.service.mark_prices(a + quote for a in held if a != quote)
         # from here on nothing awaits: the balances and the reset counts belong together
         now = self.clock.now_ms()
         out: dict[int, Decimal] = {}
@@ -130,7 +133,8 @@ class EquityRecorder:
                 self._resets_seen[account_id] = resets
                 self._last.pop(account_id, None)
             v = value_balances(self.service.balances(account_id), prices, self.quote)
-            if not prices and any(a.asset != self.quote for a in v.assets):
+            if v.unpriced:
+                # a total that leaves out an asset is no value of the account: no point
                 continue
             if changed_only and self._last.get(account_id) == v.total:
                 continue

@@ -555,6 +555,36 @@ class PaperService:
         await self._commit(feed.MARKET, None, txn)
         return len(txn.fills)
 
+    # ------------------------------------------------------------------ valuation
+    async def symbol_price(self, symbol: str) -> Decimal | None:
+        """The best price the sidecar has for one symbol: MEXC's ticker for it, else the
+        middle of the book the engine holds (the watcher's or the stream's), else None."""
+        price = await self.upstream.last_price(symbol)
+        if price is not None:
+            return price
+        market = self.state.markets.get(symbol)
+        book = market.book if market is not None else None
+        if book is None:
+            return None
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None:
+            return (bid + ask) / 2
+        return bid if bid is not None else ask
+
+    async def mark_prices(self, symbols: Iterable[str]) -> dict[str, Decimal]:
+        """Prices to value assets and positions with, the same way everywhere (dashboard,
+        admin API, equity curve): MEXC's all-symbols ticker, and for each of `symbols` it
+        lacks (the recorded demo's all-symbols answer holds five other symbols, not
+        BTCUSDT), `symbol_price`. A symbol nobody can price is left out: callers mark
+        what it leaves unvalued instead of reporting a partial total."""
+        prices = dict(await self.upstream.all_prices())
+        for symbol in sorted(set(symbols) - set(prices)):
+            if _valid_symbol(symbol):
+                price = await self.symbol_price(symbol)
+                if price is not None:
+                    prices[symbol] = price
+        return prices
+
     # ------------------------------------------------------------------ admin
     async def reset_account(self, account_id: int) -> None:
         """Wipe the account's orders, fills and equity curve and restore its starting
