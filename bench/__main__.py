@@ -24,14 +24,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import growth, inproc, loadgen
+from bench import growth, inproc, loadgen, tape
 from bench import requests as rq
-from bench.procs import Helper, Sidecar, sidecar_config
+from bench.procs import ROOT, Helper, Sidecar, sidecar_config
 from bench.report import Report, machine
 from bench.util import cpu_s, rss_mb, run
 
 HOST = "127.0.0.1"
-ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth")
+ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth", "tape")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -48,6 +48,9 @@ class Plan:
     engine_trades: int = 100_000
     walk_orders: int = 2_000
     auth_requests: int = 5_000
+    tape_trades: int = 100_000
+    tape_books: int = 3_600
+    tape_orders: int = 100
     smoke: bool = False
 
     @classmethod
@@ -55,7 +58,7 @@ class Plan:
         return cls(
             repeat=1, duration_s=0.4, warmup_s=0.1, open_duration_s=0.5,
             growth_sizes=(1_000, 10_000), engine_trades=5_000, walk_orders=100,
-            auth_requests=500, smoke=True,
+            auth_requests=500, tape_trades=5_000, tape_books=180, tape_orders=20, smoke=True,
         )
 
 
@@ -281,6 +284,38 @@ class Bench:
                   target=("< 50 us", lambda v: v < 50))
             r.add(sec, "signing.verify alone", "us/request", verify)
         log(f"auth: {self.r.fig(sec, 'authenticate + parse_new_order', 'us/request').median:.1f} us")
+
+    # ------------------------------------------------------------------ 8. tape
+    def tape(self) -> None:
+        """One recorded hour (generated, in --record's format) replayed in step mode to
+        its end with resting orders; the pytest fixture's start-up and teardown."""
+        r, p = self.r, self.plan
+        sec = "8 replay on tape time"
+        hour = self.workdir / "tape-hour.yaml"
+        gen = tape.generate(hour, p.tape_trades, p.tape_books)
+        log(f"tape: generated {gen['trades']:,} trades, {gen['books']:,} books, "
+            f"{gen['bytes'] / 1e6:.1f} MB in {gen['write_s']:.0f} s")
+        r.add(sec, f"cassette on disk per recorded hour ({p.tape_books:,} depth + trades pages)", "MB",
+              gen["bytes"] / 1e6 * 3600 / gen["seconds"])
+        for rep in range(p.repeat):
+            out = tape.replay_hour(hour, self.fresh_dir("tape"), p.tape_orders)
+            total = out["load_s"] + out["replay_s"]
+            log(f"tape rep {rep + 1}: load {out['load_s']:.2f} s, replay {out['replay_s']:.2f} s, "
+                f"{out['fills']} fills")
+            label = f"{p.tape_trades:,} trades + {p.tape_books:,} books, {p.tape_orders} resting orders"
+            r.add(sec, f"load + step to the end: {label}", "s", total,
+                  target=("< 10 s", lambda v: v < 10) if p.tape_trades >= 100_000 else None)
+            r.add(sec, "of which loading the cassette", "s", out["load_s"])
+            r.add(sec, "of which matching every step (POST /admin/api/clock to the end)", "s",
+                  out["replay_s"])
+            r.add(sec, "steps matched per second", "steps/s", out["steps"] / out["replay_s"])
+            r.add(sec, "fills", "fills", out["fills"])
+        starts, stops = tape.fixture_times(ROOT / "cassettes" / "scripted_gap_down.yaml", max(p.repeat, 3))
+        for a, b in zip(starts, stops, strict=True):
+            r.add(sec, "mexc_paper fixture start-up (scripted cassette)", "ms", 1000 * a,
+                  target=("< 1 s", lambda v: v < 1000))
+            r.add(sec, "mexc_paper fixture teardown, database included", "ms", 1000 * b,
+                  target=("< 1 s", lambda v: v < 1000))
 
     def run(self, only: tuple[str, ...]) -> None:
         with Helper("bench.upstream") as up, Helper("bench.bare") as bare:

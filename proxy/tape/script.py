@@ -52,10 +52,10 @@ from .tape import (
     KNOWN_PATHS,
     LIMITED,
     Series,
-    Step,
     Tape,
     TapeError,
     _asked_symbols,
+    build_steps,
     error,
     json_response,
     load_tape,
@@ -271,15 +271,7 @@ def load_script(path: Path, text: str) -> Tape:
     p = parse_script(path, text)
     book_series = {s: Series(v) for s, v in p.books.items()}
     trade_series = {s: Series((tr.time_ms, tr) for tr in v) for s, v in p.trades.items()}
-    grouped: dict[tuple[int, str], tuple[list[Trade], Book | None]] = {}
-    for s, trs in p.trades.items():
-        for tr in trs:
-            grouped.setdefault((tr.time_ms, s), ([], None))[0].append(tr)
-    for s, bks in p.books.items():
-        for t, b in bks:
-            trs, _old = grouped.get((t, s), ([], None))
-            grouped[(t, s)] = (trs, b)
-    steps = [Step(t, s, tuple(trs), b) for (t, s), (trs, b) in sorted(grouped.items(), key=lambda kv: kv[0])]
+    steps = build_steps(book_series, p.trades)
     end = max([p.start_ms, *(st.t for st in steps)])
     listed = {s["symbol"]: s for s in p.info["symbols"] if isinstance(s, dict)}
     info = {**p.info, "symbols": [listed[s] for s in p.order]}

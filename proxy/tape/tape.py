@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
@@ -371,7 +371,7 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
 
     symbols: set[str] = set()
     books: dict[str, list[tuple[int, Book]]] = {}
-    pages: dict[str, list[tuple[int, list[Trade]]]] = {}
+    pages: dict[str, list[tuple[int, list[Any]]]] = {}
     for t, upath, norm, resp in rest_items:
         params = dict(norm)
         symbols.update(_asked_symbols(params))
@@ -385,7 +385,10 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
                 book = parse_depth(sym, data, when)
                 books.setdefault(sym, []).append((when, book))
             elif upath == "/api/v3/trades" and sym:
-                pages.setdefault(sym, []).append((when, parse_trades(jsonutil.loads(resp.body))))
+                page = jsonutil.loads(resp.body)
+                if not isinstance(page, list):
+                    raise ShapeError("trades: expected a list")
+                pages.setdefault(sym, []).append((when, page))
             elif upath == "/api/v3/exchangeInfo" and not params:
                 data = jsonutil.loads(resp.body)
                 symbols.update(s["symbol"] for s in data.get("symbols", ()) if isinstance(s, dict)
@@ -401,7 +404,10 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
     fed: dict[str, list[Trade]] = {}
     for sym, ps in pages.items():
         ps.sort(key=lambda p: p[0])
-        known, feed = merge_pages([pg for _t, pg in ps], start)
+        try:
+            known, feed = merge_pages([pg for _t, pg in ps], start)
+        except ShapeError as exc:
+            raise TapeError(f"{path}: a recorded /api/v3/trades answer for {sym}: {exc}") from None
         all_trades[sym] = Series((tr.time_ms, tr) for tr in known)
         fed[sym] = feed
     steps = build_steps(book_series, fed)
@@ -428,51 +434,63 @@ def _dedupe_books(books: list[tuple[int, Book]]) -> list[tuple[int, Book]]:
     return out
 
 
-def _key(t: Trade) -> tuple[int, Decimal, Decimal, bool]:
-    return (t.time_ms, t.price, t.qty, t.is_buyer_maker)
+def _raw_key(e: Any) -> tuple[Any, Any, Any, bool]:
+    if not isinstance(e, dict):
+        raise ShapeError("trades: entry is not an object")
+    return (e.get("time"), e.get("price"), e.get("qty"), bool(e.get("isBuyerMaker")))
 
 
-def merge_pages(pages: list[list[Trade]], start: int) -> tuple[list[Trade], list[Trade]]:
-    """Trades pages (each oldest first, in recording order) -> (every distinct trade,
-    the ones to feed: printed at or after `start`), both oldest first. A trade on two
-    overlapping pages is one trade; identical prints in one millisecond are counted, not
-    collapsed. MEXC trade ids are null, so trades are told apart by content."""
-    known: list[Trade] = []
-    previous: Counter[tuple[int, Decimal, Decimal, bool]] | None = None
+def merge_pages(pages: list[list[Any]], start: int) -> tuple[list[Trade], list[Trade]]:
+    """Trades pages as recorded (MEXC's JSON, newest first; pages in recording order) ->
+    (every distinct trade, the ones to feed: printed at or after `start`), both oldest
+    first. A trade on two overlapping pages is one trade; identical prints in one
+    millisecond are counted, not collapsed; a trade older than the previous page's oldest
+    scrolled in from before and is dropped. MEXC trade ids are null, so trades are told
+    apart by content: compared as recorded, parsed (Decimal) only once kept."""
+    kept: list[Any] = []
+    previous: Counter[tuple[Any, Any, Any, bool]] | None = None
     for page in pages:
+        keys = [_raw_key(e) for e in reversed(page)]
         if previous is None:
-            fresh = list(page)
+            kept.extend(reversed(page))
         else:
-            oldest = min((k[0] for k in previous), default=None)
+            times = [k[0] for k in previous if isinstance(k[0], int)]
+            oldest = min(times) if times else None
             seen = Counter(previous)
-            fresh = []
-            for tr in page:
-                k = _key(tr)
+            for e, k in zip(reversed(page), keys, strict=True):
                 if seen[k] > 0:
                     seen[k] -= 1
                     continue
-                if oldest is not None and tr.time_ms < oldest:
+                if oldest is not None and isinstance(k[0], int) and k[0] < oldest:
                     continue
-                fresh.append(tr)
-        known.extend(fresh)
+                kept.append(e)
         if page:
-            previous = Counter(_key(tr) for tr in page)
-    known.sort(key=lambda tr: tr.time_ms)
+            previous = Counter(keys)
+    known = parse_trades(kept)  # validated, oldest first (stable: page order kept)
     return known, [tr for tr in known if tr.time_ms >= start]
 
 
 def build_steps(books: dict[str, Series[Book]], trades: dict[str, list[Trade]]) -> list[Step]:
     """One Step per (tape ms, symbol) holding trades and/or a book, in tape order; at the
-    same millisecond symbols follow in name order."""
-    grouped: dict[tuple[int, str], tuple[list[Trade], list[Book]]] = {}
-    for sym, trs in trades.items():
-        for tr in trs:
-            grouped.setdefault((tr.time_ms, sym), ([], []))[0].append(tr)
-    for sym, series in books.items():
-        for t, b in zip(series.times, series.values, strict=True):
-            grouped.setdefault((t, sym), ([], []))[1].append(b)
-    steps = []
-    for (t, sym) in sorted(grouped):
-        trs, bks = grouped[(t, sym)]
-        steps.append(Step(t, sym, tuple(trs), bks[-1] if bks else None))
-    return steps
+    same millisecond symbols follow in name order. `trades` per symbol oldest first."""
+    per_symbol: list[list[Step]] = []
+    for sym in sorted(set(books) | set(trades)):
+        bs = books.get(sym) or Series()
+        trs = trades.get(sym, [])
+        out: list[Step] = []
+        i, j, nb, nt = 0, 0, len(bs), len(trs)
+        while i < nt or j < nb:
+            t = min(trs[i].time_ms if i < nt else 1 << 62, bs.times[j] if j < nb else 1 << 62)
+            k = i
+            while k < nt and trs[k].time_ms == t:
+                k += 1
+            book = None
+            while j < nb and bs.times[j] == t:
+                book = bs.values[j]
+                j += 1
+            out.append(Step(t, sym, tuple(trs[i:k]), book))
+            i = k
+        per_symbol.append(out)
+    if len(per_symbol) == 1:
+        return per_symbol[0]
+    return list(heapq.merge(*per_symbol, key=lambda st: (st.t, st.symbol)))
