@@ -60,16 +60,16 @@ def health_sections(app: web.Application) -> dict[str, dict[str, Any]]:
     upstream = app[keys.UPSTREAM]
     down = upstream.down_since_ms is not None
     up: dict[str, Any] = {
-        "ok": not down,
         "url": settings.upstream.replay_path or settings.upstream.base_url,
         "replay": settings.upstream.replay_path is not None,
+        "ok": not down,
         "last_error": upstream.last_error,
         "last_ok_ms": upstream.last_ok_ms,
         "down_since_ms": upstream.down_since_ms,
     }
     if down:
         up["reason"] = upstream.last_error
-    storage: dict[str, Any] = {"ok": app[keys.STORE].healthy, "path": settings.storage.path}
+    storage: dict[str, Any] = {"path": settings.storage.path, "ok": app[keys.STORE].healthy}
     if not storage["ok"]:
         storage["reason"] = "a storage write failed: nothing can be acknowledged (see the log)"
     return {"upstream": up, "storage": storage}
