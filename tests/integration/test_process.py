@@ -146,30 +146,3 @@ def test_replay_orders_stay_out_of_the_normal_database_unless_db_names_it(tmp_pa
     assert not (tmp_path / "data" / "paper.sqlite3").exists()
     databases = sorted(p.name for p in tmp_path.rglob("*.sqlite3"))
     assert databases == ["mine.sqlite3", "paper-replay-demo.sqlite3"]
-
-
-def test_readme_run_script_sets_up_and_starts_the_sidecar(tmp_path: Path) -> None:
-    """README's first command: `bash scripts/run.sh` (here inside the active virtual
-    environment, so it installs into it instead of creating .venv)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPER_TRADING", "PROXY_"))}
-    venv = str(Path(sys.executable).parent.parent)
-    env.update(VIRTUAL_ENV=venv, PATH=f"{venv}/bin:{env.get('PATH', '')}",
-               MEXC_PAPER_DB=str(tmp_path / "run.sqlite3"))
-    proc = subprocess.Popen(
-        ["bash", str(ROOT / "scripts" / "run.sh"), "--port", str(port), "--replay", str(DEMO)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        health = wait_healthy(port, proc, timeout=120)
-        assert (health["status"], health["mode"]) == ("ok", "paper")
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    assert "mode=PAPER" in err and f"db={tmp_path / 'run.sqlite3'}" in err
-    assert (tmp_path / "run.sqlite3").exists()
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "bash scripts/run.sh " in readme and "bash scripts/test.sh " in readme
