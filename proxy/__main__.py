@@ -1,4 +1,9 @@
-"""`python -m proxy [--config PATH] [--host H] [--port P]`: run the sidecar."""
+"""`python -m proxy [--config PATH] [--host H] [--port P]`: run the sidecar.
+
+Also `--replay CASSETTE`, `--record CASSETTE` and `--db PATH`. A replay keeps its own
+database unless `--db` names one (`replay_db_path`): a recorded market's orders never mix
+with a live-market session's.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import logging
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from aiohttp import web
 
@@ -55,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CASSETTE",
         help="record every public upstream answer to this cassette while running",
     )
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite database for this run (overrides storage.path; a replay's default is "
+        "paper-replay-<cassette name>.sqlite3 next to storage.path)",
+    )
     p.add_argument("--version", action="version", version=f"mexc-paper {__version__}")
     return p
 
@@ -86,7 +98,20 @@ def apply_cli(settings: Settings, args: argparse.Namespace) -> Settings:
             raise ConfigError(f"--speed: must be greater than 0 (and at most 1000000), got {args.speed:g}")
         else:
             upstream = replace(upstream, replay_mode="speed", replay_speed=args.speed)
-    return replace(settings, server=server, upstream=upstream)
+    storage = settings.storage
+    if args.db:
+        storage = replace(storage, path=args.db)
+    elif upstream.replay_path and storage.path != ":memory:":
+        # A recording is a live-market session: it keeps the normal database. A replay
+        # is another market (the past, on repeat): its orders get their own database, or
+        # they would show up in the next live-market session.
+        storage = replace(storage, path=replay_db_path(storage.path, upstream.replay_path))
+    return replace(settings, server=server, upstream=upstream, storage=storage)
+
+
+def replay_db_path(db_path: str, cassette: str) -> str:
+    """`paper-replay-<cassette stem>.sqlite3` in the folder of the configured database."""
+    return os.path.join(os.path.dirname(db_path), f"paper-replay-{Path(cassette).stem}.sqlite3")
 
 
 def startup_line(settings: Settings, mode: str | None = None) -> str:
