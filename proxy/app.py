@@ -143,6 +143,7 @@ def create_app(
         )
         channels = TapeChannels(replay.tape, replay.clock, feeder.poke)
         feeder.frames = channels
+        await _resume(app, replay)
         # every step up to the position (the tape's start, or where the database left
         # off) was matched before: no order could rest on it in this process
         feeder.skip_to(replay.clock.position)
@@ -194,23 +195,30 @@ def create_app(
 async def _tape_client(
     app: web.Application, replay: Replay, tape: Tape | None, settings: Settings, metrics: Metrics
 ) -> TapeClient:
-    """Load the cassette (unless given) and set the tape's clock: at the tape's start, or
-    where the database left off when it already holds this replay's history (a restart
-    after a crash resumes the tape instead of matching open orders against trades from
-    before they were placed)."""
+    """Load the cassette (unless given) and set the tape's clock at its start."""
     up = settings.upstream
     assert up.replay_path is not None
     replay.tape = tape if tape is not None else load_tape(up.replay_path)
     clock = replay.clock
     clock.start_ms = clock.position = replay.tape.start_ms
+    return TapeClient(
+        replay.tape, clock, up, settings.paper.depth_limit, settings.paper.trades_limit, metrics
+    )
+
+
+async def _resume(app: web.Application, replay: Replay) -> None:
+    """With open orders left by an earlier run (a crash, a restart), the tape resumes
+    where the database left off (its latest event), so they are never matched against
+    trades from before they were placed. Without any, the tape starts over."""
+    assert replay.tape is not None
+    if not app[keys.SERVICE].state.open_by_symbol:
+        return
     latest = await app[keys.STORE].events(limit=1)
+    clock = replay.clock
     if latest and latest[0]["time"] > clock.position:
         clock.position = latest[0]["time"]
         log.info("tape %s resumes at %d, where the database left off (%d ms after its start)",
                  replay.tape.name, clock.position, clock.position - replay.tape.start_ms)
-    return TapeClient(
-        replay.tape, clock, up, settings.paper.depth_limit, settings.paper.trades_limit, metrics
-    )
 
 
 async def _to_dashboard(request: web.Request) -> web.StreamResponse:
