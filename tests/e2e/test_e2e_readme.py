@@ -371,7 +371,7 @@ def test_readme_has_the_blocks_the_runner_expects() -> None:
     found = {h for h, _l, _b in BLOCKS}
     assert {"Quick start", "Offline, from a recording", "Plain HTTP (curl)", "Modes", "Docker"} <= found
     every = [c for _h, lang, b in BLOCKS for c in (commands(b) if lang != "console" else [])]
-    assert "bash scripts/run.sh --replay cassettes/demo.yaml" in every
+    assert any(c.startswith("bash scripts/run.sh --replay cassettes/demo.yaml") for c in every)
 
 
 # an inline command that starts with one of these needs the virtual environment active
@@ -381,6 +381,11 @@ BARE_ALLOWED = {
     "pip install -e . && python -m proxy": "said to be for a virtual environment of your own",
     "python -m proxy": "names what scripts/run.sh starts",
     "pip install -e .": "names what scripts/run.sh installs",
+    # "Test your bot in CI": commands of a bot project, in that project's own environment
+    **dict.fromkeys(
+        ("pytest -p proxy.testing", "pip install ./mexc-paper", "pip install git+<its URL>",
+         "python -m proxy --replay tests/cassettes/dip.yaml --step"),
+        "a bot project's command, in its own environment"),
 }
 
 
