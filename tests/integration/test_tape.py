@@ -328,3 +328,55 @@ async def test_the_demo_replays_on_tape_time(aiohttp_client: Any, tmp_path: Path
     assert moved["passed"]["books"] == 1 and moved["passed"]["fills"] == 1
     o = await bot.order(oid)
     assert (o["status"], o["cummulativeQuoteQty"], o["updateTime"]) == ("FILLED", "877", second_book)
+
+
+# --------------------------------------------------------------------------- frames
+
+
+async def test_recorded_frames_go_out_at_their_tape_times(aiohttp_client: Any, tmp_path: Path) -> None:
+    """The tape's PublicChannels (what /ws hands public subscriptions to in replay): a
+    subscriber gets the frames recorded after the tape's position, byte for byte, as the
+    clock passes each one; a channel the cassette has no frames for is refused."""
+    import base64
+
+    import yaml
+
+    deals = "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT"
+    depth = "spot@public.aggre.depth.v3.api.pb@100ms@BTCUSDT"
+    demo = yaml.safe_load(DEMO.read_text())
+    items = [it for it in demo["interactions"] if "request" in it]
+    t0 = 1_767_205_820_300
+    for i, (channel, dt) in enumerate([(deals, 0), (deals, 5), (depth, 5), (deals, 7), (depth, 20)]):
+        items.append({"stream": {"channel": channel, "recorded_ms": t0 + dt,
+                                 "frame": base64.b64encode(f"frame-{i}".encode()).decode()}})
+    cassette = tmp_path / "frames.yaml"
+    cassette.write_text(yaml.safe_dump({"version": 1, "interactions": items}, width=1_000_000))
+    bot = await start(aiohttp_client, tape_settings(tmp_path, cassette, paper=PaperSettings(poll_interval_s=3600)))
+    channels = bot.app[keys.PUBLIC_CHANNELS]
+    got: list[bytes] = []
+    assert channels.is_public(deals) and not channels.is_public("spot@private.orders.v3.api.pb")
+    assert await channels.subscribe(deals, got.append) is True
+    assert await channels.subscribe(depth, got.append) is True
+    assert await channels.subscribe("spot@public.aggre.deals.v3.api.pb@100ms@AOUSDT", got.append) is False
+    moved = await bot.advance(advance_ms=5)
+    assert got == [b"frame-1", b"frame-2"]  # frame-0 is at the start: before the subscription
+    assert moved["passed"]["frames"] == 2
+    channels.unsubscribe(depth, got.append)
+    moved = await bot.advance(advance_ms=100)
+    assert got == [b"frame-1", b"frame-2", b"frame-3"] and moved["passed"]["frames"] == 1
+
+
+async def test_a_restart_resumes_the_tape_only_for_open_orders(aiohttp_client: Any, tmp_path: Path) -> None:
+    settings = tape_settings(tmp_path, GAP)
+    bot = await start(aiohttp_client, settings)
+    oid = (await bot.buy("86000.00"))["orderId"]
+    await bot.advance(to_ms=START + 2500)
+    await bot.call("POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                             "quoteOrderQty": "10"})
+    await bot.client.close()
+    bot = await start(aiohttp_client, settings)  # the same database: one order still open
+    assert (await bot.clock())["tape_ms"] == START + 2500
+    await bot.call("DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": oid})
+    await bot.client.close()
+    bot = await start(aiohttp_client, settings)  # nothing open: the tape starts over
+    assert (await bot.clock())["tape_ms"] == START
