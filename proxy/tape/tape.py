@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import heapq
 from bisect import bisect_right
 from collections import Counter
@@ -283,9 +284,13 @@ def _without(norm: tuple[tuple[str, str], ...], name: str) -> tuple[tuple[str, s
 
 def _load_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TapeError(f"{path}: {exc.strerror or exc}") from None
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                text = f.read()
+        else:
+            text = path.read_text(encoding="utf-8")
+    except (OSError, EOFError) as exc:
+        raise TapeError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         return text, yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as exc:
@@ -293,8 +298,8 @@ def _load_yaml(path: Path) -> Any:
 
 
 def load_tape(path: str | Path) -> Tape:
-    """Load a recorded (vcrpy) or scripted cassette. Raises TapeError naming the file,
-    and for scripted cassettes the line and field."""
+    """Load a recorded (vcrpy) or scripted cassette, gzipped when its name ends in .gz.
+    Raises TapeError naming the file, and for scripted cassettes the line and field."""
     p = Path(path)
     text, data = _load_yaml(p)
     if isinstance(data, dict) and "interactions" not in data and "market" in data:

@@ -347,11 +347,20 @@ async def test_recorded_frames_go_out_at_their_tape_times(aiohttp_client: Any, t
     items = [it for it in demo["interactions"] if "request" in it]
     t0 = 1_767_205_820_300
     for i, (channel, dt) in enumerate([(deals, 0), (deals, 5), (depth, 5), (deals, 7), (depth, 20)]):
-        items.append({"stream": {"channel": channel, "recorded_ms": t0 + dt,
-                                 "frame": base64.b64encode(f"frame-{i}".encode()).decode()}})
+        items.append(
+            {
+                "stream": {
+                    "channel": channel,
+                    "recorded_ms": t0 + dt,
+                    "frame": base64.b64encode(f"frame-{i}".encode()).decode(),
+                }
+            }
+        )
     cassette = tmp_path / "frames.yaml"
     cassette.write_text(yaml.safe_dump({"version": 1, "interactions": items}, width=1_000_000))
-    bot = await start(aiohttp_client, tape_settings(tmp_path, cassette, paper=PaperSettings(poll_interval_s=3600)))
+    bot = await start(
+        aiohttp_client, tape_settings(tmp_path, cassette, paper=PaperSettings(poll_interval_s=3600))
+    )
     channels = bot.app[keys.PUBLIC_CHANNELS]
     got: list[bytes] = []
     assert channels.is_public(deals) and not channels.is_public("spot@private.orders.v3.api.pb")
@@ -371,8 +380,9 @@ async def test_a_restart_resumes_the_tape_only_for_open_orders(aiohttp_client: A
     bot = await start(aiohttp_client, settings)
     oid = (await bot.buy("86000.00"))["orderId"]
     await bot.advance(to_ms=START + 2500)
-    await bot.call("POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                             "quoteOrderQty": "10"})
+    await bot.call(
+        "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quoteOrderQty": "10"}
+    )
     await bot.client.close()
     bot = await start(aiohttp_client, settings)  # the same database: one order still open
     assert (await bot.clock())["tape_ms"] == START + 2500

@@ -196,3 +196,14 @@ def test_a_broken_recording_is_refused_with_its_place(tmp_path: Path) -> None:
     )
     with pytest.raises(TapeError, match=r"interactions\[0\]: stream item without recorded_ms"):
         load_tape(path)
+
+
+def test_a_gzipped_cassette_loads_as_it_is(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "s.yaml.gz"
+    path.write_bytes(gzip.compress(GOOD.encode()))
+    assert load_tape(path).end_ms == 1_000_005
+    (tmp_path / "bad.yaml.gz").write_bytes(b"not gzip")
+    with pytest.raises(TapeError, match=r"bad\.yaml\.gz"):
+        load_tape(tmp_path / "bad.yaml.gz")
