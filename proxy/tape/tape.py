@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 import yaml
@@ -104,7 +104,12 @@ class Frame:
     synthesised: bool = False
 
 
-Answer = Callable[[str, dict[str, str], tuple[tuple[str, str], ...], int], RawResponse | None]
+class Answers(Protocol):
+    """Where REST answers come from: recorded ones, or made from a scripted market."""
+
+    def answer(
+        self, path: str, params: dict[str, str], norm: tuple[tuple[str, str], ...], t: int
+    ) -> RawResponse | None: ...
 
 
 @dataclass
@@ -121,9 +126,9 @@ class Tape:
     frames: dict[str, list[Frame]] = field(default_factory=dict)
     # the REST answers: recorded ones, or a synthesiser (scripted cassettes)
     rest: RecordedRest | None = None
-    synth: Any = None
-    # channels whose frames are made from the market on subscription (scripted cassettes)
-    frame_maker: Any = None
+    synth: Answers | None = None
+    # makes a channel's frames from the market on subscription (scripted cassettes)
+    frame_maker: Callable[[str], list[Frame] | None] | None = None
 
     @property
     def name(self) -> str:

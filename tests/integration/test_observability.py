@@ -140,10 +140,11 @@ async def test_a_replay_without_a_recording_is_no_outage(aiohttp_client: Any, tm
     settings = make_settings(tmp_path, upstream=up)
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/api/v3/ping")).status == 200
-    assert (await client.get(DEPTH)).status >= 500
+    resp = await client.get(DEPTH)
+    assert resp.status == 400  # not recorded: an answer that says so, not a 5xx to retry
+    assert "is not in the cassette ping-only.yaml" in (await resp.json())["msg"]
     body = await (await client.get("/healthz")).json()
-    assert (body["status"], body["upstream"]["ok"]) == ("ok", True)
-    assert body["upstream"]["last_error"].startswith("replay: no recording")
+    assert (body["status"], body["upstream"]["ok"], body["upstream"]["last_error"]) == ("ok", True, None)
 
 
 async def test_wrong_method_on_local_paths_is_mexc_405(aiohttp_client: Any, tmp_path: Path) -> None:
