@@ -4,6 +4,9 @@ fund, set a balance, mode), plus /healthz and /metrics. Never under /api/v3.
 State changes need `Content-Type: application/json` (a cross-site form cannot send it
 without a CORS preflight, which we never grant) and, whenever the server listens on a
 non-loopback address, the admin token (`X-Admin-Token` or `Authorization: Bearer`).
+The admin API is a sub-app behind `trust.middleware`: a Host that is not loopback or
+configured, or a state change whose Origin/Referer names another site, gets 403 (DNS
+rebinding). A switch to live needs `{"mode": "live", "confirm": "LIVE"}`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, jsonutil, keys
+from . import __version__, jsonutil, keys, trust
 from .config import is_loopback, mask_key
 
 JSON = "application/json"
@@ -189,7 +192,13 @@ async def get_mode(request: web.Request) -> web.Response:
     return _json({"mode": mode.current, "live_armed": mode.armed})
 
 
+# what a switch to live must carry, as the dashboard asks before it switches
+LIVE_CONFIRMATION = "LIVE"
+
+
 async def set_mode(request: web.Request) -> web.Response:
+    """`{"mode": "paper"}`, or `{"mode": "live", "confirm": "LIVE"}`: a switch to live
+    trades real money and needs the explicit confirmation (400 without it)."""
     _guard(request)
     mode = request.config_dict[keys.MODE]
     try:
@@ -197,6 +206,10 @@ async def set_mode(request: web.Request) -> web.Response:
         wanted = str(data["mode"])
     except (ValueError, KeyError, TypeError):
         raise web.HTTPBadRequest(reason='expected {"mode": "paper"|"live"}') from None
+    if wanted == "live" and mode.armed and data.get("confirm") != LIVE_CONFIRMATION:
+        raise web.HTTPBadRequest(
+            reason='a switch to live trades real money: send {"mode": "live", "confirm": "LIVE"}'
+        )
     try:
         await request.config_dict[keys.SERVICE].switch_mode(wanted, source="admin")
     except PermissionError as exc:
@@ -206,14 +219,26 @@ async def set_mode(request: web.Request) -> web.Response:
     return _json({"mode": mode.current, "live_armed": mode.armed})
 
 
+# on the API app: probes answer any Host (Docker health checks, Prometheus by service name)
 ADMIN_ROUTES = [
     web.get("/healthz", healthz),
     web.get("/metrics", metrics),
-    web.get("/admin/api/accounts", list_accounts),
-    web.get("/admin/api/accounts/{account_id}", get_account),
-    web.post("/admin/api/accounts/{account_id}/reset", reset_account),
-    web.post("/admin/api/accounts/{account_id}/fund", fund_account),
-    web.post("/admin/api/accounts/{account_id}/balance", set_balance),
-    web.get("/admin/api/mode", get_mode),
-    web.post("/admin/api/mode", set_mode),
 ]
+
+# the admin API, a sub-app at /admin/api/ behind proxy/trust.py's Host and Origin checks
+ADMIN_API_ROUTES = [
+    web.get("/accounts", list_accounts),
+    web.get("/accounts/{account_id}", get_account),
+    web.post("/accounts/{account_id}/reset", reset_account),
+    web.post("/accounts/{account_id}/fund", fund_account),
+    web.post("/accounts/{account_id}/balance", set_balance),
+    web.get("/mode", get_mode),
+    web.post("/mode", set_mode),
+]
+
+
+def create_admin_app() -> web.Application:
+    """The admin API (mounted at /admin/api/); its state lives on the parent app."""
+    app = web.Application(middlewares=[trust.middleware])
+    app.add_routes(ADMIN_API_ROUTES)
+    return app

@@ -141,6 +141,7 @@ def create_app(
     if settings.dashboard.enabled:
         app.cleanup_ctx.append(equity_ctx)
     app.add_routes(admin.ADMIN_ROUTES)
+    app.add_subapp("/admin/api/", admin.create_admin_app())
     app.add_routes(MEXC_ROUTES)
     if settings.dashboard.enabled:
         from .dashboard import create_dashboard_app

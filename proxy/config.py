@@ -8,6 +8,7 @@ naming the key (the process exits with code 2). JSON is valid YAML and loads too
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,9 @@ class ServerSettings:
     # MEXC's own Python demo needs (it signs quoted values and sends them raw) (UNSURE:
     # whether MEXC itself is that lenient; its demo working against it says it is)
     strict_signature: bool = False
+    # names besides loopback ones (and a specific listen address) that the dashboard and
+    # the admin API answer as Host (proxy/trust.py); lower case, without port or brackets
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +335,36 @@ def _accounts(value: Any) -> tuple[AccountSettings, ...]:
     return tuple(out)
 
 
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", re.ASCII)
+
+
+def _allowed_hosts(value: Any) -> tuple[str, ...]:
+    """server.allowed_hosts: host names or IP addresses, without scheme or port."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError("server.allowed_hosts: must be a list of host names")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        key = f"server.allowed_hosts[{i}]"
+        if not isinstance(item, str):
+            raise ConfigError(f"{key}: must be a host name, got {item!r}")
+        name = item.strip().lower()
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        if ":" in name:
+            try:
+                ipaddress.IPv6Address(name)
+            except ValueError:
+                raise ConfigError(
+                    f"{key}: a host name or IP address without scheme or port, got {item!r}"
+                ) from None
+        elif not _HOST_NAME.fullmatch(name):
+            raise ConfigError(f"{key}: a host name or IP address without scheme or port, got {item!r}")
+        out.append(name.rstrip("."))
+    return tuple(out)
+
+
 def _fees(value: Any) -> dict[str, FeeOverride]:
     if value is None:
         return {}
@@ -359,6 +393,7 @@ def settings_from_mapping(
         admin_token=s.str("admin_token", None) or None,
         max_body_bytes=s.int("max_body_bytes", 65536, 1024, 64 * 1024 * 1024),
         strict_signature=s.bool("strict_signature", False),
+        allowed_hosts=_allowed_hosts(s.raw("allowed_hosts")),
     )
     s.done()
 
