@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.logging.level,
         settings.logging.format,
         lambda: mode_state.current,
-        [a.api_key for a in settings.accounts] + [a.secret_key for a in settings.accounts],
+        settings.secrets(),
     )
     try:
         import uvloop  # optional: pip install 'mexc-paper[fast]'

@@ -153,6 +153,18 @@ class Settings:
         """Both halves of the mode rule were set at start (config flag and env var)."""
         return self.mode == "live"
 
+    def secrets(self) -> dict[str, str]:
+        """Every secret these settings hold -> what a log line shows instead (the log
+        filter redacts them all): API keys masked, so they stay recognisable as on the
+        dashboard; secret keys and the admin token as `<redacted>`."""
+        out: dict[str, str] = {}
+        for a in self.accounts:
+            out[a.secret_key] = "<redacted>"
+            out.setdefault(a.api_key, mask_key(a.api_key))
+        if self.server.admin_token:
+            out[self.server.admin_token] = "<redacted>"
+        return {k: v for k, v in out.items() if k}
+
     def starting_balances(self, account: AccountSettings) -> dict[str, Decimal]:
         if account.balances is not None:
             return dict(account.balances)

@@ -1,0 +1,147 @@
+"""Issue 17's attacks, each against the part it broke: secrets in aiohttp's tracebacks,
+signatures spelt so the stripping missed them, encoded dot-segments, trickled headers,
+file modes, an unbounded exchangeInfo cache, upstream errors labelled JSON, dashboard
+overflows and input that only looked valid (a trailing newline, non-ASCII digits).
+(The DNS-rebinding attack is in test_trust.py.)"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fake_upstream import FakeMexcThread
+from process_support import free_port
+from relsupport import KEY, SECRET
+
+from proxy import logsetup
+from proxy.config import AccountSettings, ServerSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_process(tmp_path: Path, cfg: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`python -m proxy` with `cfg` (its port filled in), stderr to a file; returns once
+    /healthz answers."""
+    port = free_port()
+    cfg = {**cfg, "server": {**cfg.get("server", {}), "port": port}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPER_TRADING", "PROXY_"))}
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(tmp_path / "config.yaml")],
+                                cwd=ROOT, env=env, stdout=err, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        assert proc.poll() is None, log_path.read_text()[-2000:]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return proc, port, log_path
+        except OSError:
+            assert time.monotonic() < deadline, "sidecar did not start"
+            time.sleep(0.02)  # polling another process's port: it offers no event to await
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+
+
+def raw_http(port: int, data: bytes, timeout: float = 5) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def base_config(fake: FakeMexcThread, tmp_path: Path, **server: Any) -> dict[str, Any]:
+    return {
+        "server": server,
+        "upstream": {"base_url": fake.url, "timeout_s": 2, "market_cache_ms": 0},
+        "storage": {"path": str(tmp_path / "db.sqlite3")},
+        "logging": {"level": "DEBUG", "format": "text", "access_log": True},
+        "accounts": [{"api_key": KEY, "secret_key": SECRET, "balances": {"USDT": "10000"}}],
+    }
+
+
+# --------------------------------------------------------------------- 2. secrets in tracebacks
+
+ADMIN_TOKEN = "tok-Zq81xWv0pLr7-adm"
+ACCOUNT_SECRET = "sec-Hh42kQ9vNn3w-acct"
+
+
+def leaked_pieces(text: str, secret: str, size: int = 6) -> list[str]:
+    """Every `size`-character piece of `secret` that occurs in `text` (a masked secret
+    such as `tok-...-adm` would still give away both ends)."""
+    return [secret[i:i + size] for i in range(len(secret) - size + 1) if secret[i:i + size] in text]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_secrets_in_headers_aiohttp_rejects_are_redacted_from_its_tracebacks(
+    tmp_path: Path, fmt: str
+) -> None:
+    """A header value aiohttp's parser rejects puts the raw header block into the
+    exception it logs: the admin token and the account secret must not reach the log,
+    not even in part."""
+    with FakeMexcThread() as fake:
+        cfg = base_config(fake, tmp_path, admin_token=ADMIN_TOKEN)
+        cfg["accounts"][0]["secret_key"] = ACCOUNT_SECRET
+        cfg["logging"]["format"] = fmt
+        proc, port, log_path = start_process(tmp_path, cfg)
+        try:
+            for header in (f"X-Admin-Token: {ADMIN_TOKEN}\x01",
+                           f"Authorization: Bearer {ADMIN_TOKEN}\x7f",
+                           f"X-Note: {ACCOUNT_SECRET}\x00",
+                           f"X-Admin-Token {ADMIN_TOKEN}"):
+                answer = raw_http(port, f"POST /admin/api/mode HTTP/1.1\r\nHost: localhost\r\n"
+                                        f"{header}\r\nContent-Length: 0\r\n\r\n".encode("latin-1"))
+                assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer[:100]
+        finally:
+            stop_process(proc)
+    text = log_path.read_text(errors="replace")
+    assert "Error handling request" in text and "Traceback" in text  # aiohttp did log them...
+    assert "<redacted>" in text  # ...redacted
+    assert leaked_pieces(text, ADMIN_TOKEN) == []
+    assert leaked_pieces(text, ACCOUNT_SECRET) == []
+
+
+def test_every_secret_in_settings_is_redacted_from_every_part_of_a_record() -> None:
+    """Message, arguments, exception text, stack info and extra fields; in the forms a
+    traceback writes a value (as is, repr of bytes with escapes, JSON-escaped)."""
+    settings = Settings(
+        server=ServerSettings(admin_token="adm\"tok\\é-1234"),
+        accounts=(AccountSettings("mx0vKEYKEYKEYKEY1", "s3cr3t-s3cr3t-xyz"),),
+    )
+    assert set(settings.secrets()) == {"adm\"tok\\é-1234", "mx0vKEYKEYKEYKEY1", "s3cr3t-s3cr3t-xyz"}
+    filt = logsetup.ContextFilter(lambda: "paper", settings.secrets())
+    token = "adm\"tok\\é-1234"
+    try:
+        raise ValueError(f"bad header {token.encode()!r} {token!r} {'s3cr3t-s3cr3t-xyz'}")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1,
+                               "Error handling request %s", ("s3cr3t-s3cr3t-xyz",), exc_info)
+    record.stack_info = f"stack {token}"
+    record.account = "mx0vKEYKEYKEYKEY1"
+    assert filt.filter(record)
+    out = logsetup.TextFormatter().format(record) + logsetup.JsonFormatter().format(record)
+    for secret in ("s3cr3t-s3cr3t-xyz", token, repr(token.encode())[2:-1], "tok\\\\é", "KEYKEYKEY"):
+        assert secret not in out, secret
+    assert "<redacted>" in out and "mx0v...KEY1" in out
