@@ -71,22 +71,13 @@ def upstream_failure(exc: UpstreamError) -> ApiError:
     return ApiError(Err.SERVICE_UNAVAILABLE)
 
 
-def _strip_auth_from_query(raw: str) -> str:
-    """A public call may carry a signature (pymexc signs klines/avgPrice): never forward
-    it, nor a second one."""
-    rest, sig = signing.split_signature(raw)
-    while sig is not None:
-        rest, sig = signing.split_signature(rest)
-    return rest
-
-
 async def passthrough(request: web.Request) -> web.Response:
     """Forward a public GET to the upstream; answer with its status, body and type."""
     upstream = request.app[keys.UPSTREAM]
     settings = request.app[keys.SETTINGS]
-    raw = request.rel_url.raw_query_string
-    if "signature=" in raw:
-        raw = _strip_auth_from_query(raw)
+    # a public call may carry a signature (pymexc signs klines/avgPrice): never forward
+    # one, in any spelling
+    raw = signing.drop_signatures(request.rel_url.raw_query_string)
     ttl = int(settings.upstream.exchange_info_ttl_s * 1000) if request.path == "/api/v3/exchangeInfo" else 0
     try:
         # the path as received, still percent-encoded: the decoded one may hold control
@@ -100,9 +91,7 @@ async def passthrough(request: web.Request) -> web.Response:
 async def contract_detail(request: web.Request) -> web.Response:
     """ccxt's load_markets always asks for futures markets; answer even offline."""
     upstream = request.app[keys.UPSTREAM]
-    raw = request.rel_url.raw_query_string
-    if "signature=" in raw:
-        raw = _strip_auth_from_query(raw)
+    raw = signing.drop_signatures(request.rel_url.raw_query_string)
     try:
         resp = await upstream.get(request.path, raw, 60_000)
         if resp.status == 200:
@@ -698,8 +687,7 @@ SIGNED_PATHS = frozenset(
 def _looks_signed(request: web.Request) -> bool:
     if "X-MEXC-APIKEY" in request.headers:
         return True
-    raw = request.rel_url.raw_query_string
-    return raw.startswith("signature=") or "&signature=" in raw
+    return signing.has_signature(request.rel_url.raw_query_string)
 
 
 async def fallback(request: web.Request) -> web.Response:

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
-from fake_upstream import FakeMexcThread
+from aiohttp.test_utils import TestClient
+from fake_upstream import FakeMexc, FakeMexcThread, Seen
 from process_support import free_port
 from relsupport import KEY, SECRET
 
@@ -145,3 +146,42 @@ def test_every_secret_in_settings_is_redacted_from_every_part_of_a_record() -> N
     for secret in ("s3cr3t-s3cr3t-xyz", token, repr(token.encode())[2:-1], "tok\\\\é", "KEYKEYKEY"):
         assert secret not in out, secret
     assert "<redacted>" in out and "mx0v...KEY1" in out
+
+
+# --------------------------------------------------------------------- 3. signature spellings
+
+HEX = "5f" * 32
+SPELLINGS = ["%73ignature", "sig%6Eature", "%2573ignature", "Signature", "SIGNATURE", "+signature",
+             "signature%20", "%20signature", "signature%00", "%EF%BD%93ignature", "%C5%BFignature",
+             "signature"]
+PUBLIC = ["/api/v3/klines?symbol=BTCUSDT&interval=1m", "/api/v3/depth?symbol=BTCUSDT",
+          "/api/v3/avgPrice?symbol=BTCUSDT", "/api/v3/exchangeInfo?symbol=BTCUSDT",
+          "/api/v3/someNewPublicThing?symbol=BTCUSDT", "/api/v1/contract/detail?symbol=BTC_USDT",
+          "/api/v1/contract/ticker?symbol=BTC_USDT"]
+
+
+def test_the_suites_signed_request_check_knows_every_spelling() -> None:
+    """tests/fake_upstream.py's check (the autouse `paper_mode_sends_nothing_signed`)."""
+    fake = FakeMexc()
+    for spelling in SPELLINGS:
+        for query in (f"a=1&{spelling}={HEX}", f"a=1;{spelling}={HEX}", f"{spelling}={HEX}"):
+            fake.seen = [Seen("GET", "/api/v3/klines", query, {}, b"")]
+            assert len(fake.signed_requests()) == 1, query
+    fake.seen = [Seen("GET", "/api/v3/klines;signature=x", "", {}, b"", "/api/v3/klines;signature=x"),
+                 Seen("GET", "/api/v3/klines", "", {"x-mexc-apikey": "k"}, b"")]
+    assert len(fake.signed_requests()) == 2
+    fake.seen = [Seen("GET", "/api/v3/klines", "symbol=BTCUSDT&note=signature&signatures=1", {}, b"")]
+    assert fake.signed_requests() == []
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+async def test_no_spelling_of_a_signature_reaches_the_upstream(
+    client: TestClient, fake: FakeMexc, spelling: str
+) -> None:
+    for target in PUBLIC:
+        for extra in (f"&{spelling}={HEX}", f";{spelling}={HEX}", f"&a=1;{spelling}={HEX}&b=2"):
+            resp = await client.get(f"{target}{extra}")
+            assert resp.status < 500, (target, extra, await resp.text())
+    assert fake.seen, "nothing was forwarded at all"
+    assert fake.signed_requests() == []
+    assert not any(HEX in s.query or HEX in s.raw_path for s in fake.seen)
