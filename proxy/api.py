@@ -15,6 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -71,18 +72,48 @@ def upstream_failure(exc: UpstreamError) -> ApiError:
     return ApiError(Err.SERVICE_UNAVAILABLE)
 
 
+# where unsigned GETs may go upstream (live passthrough forwards signed paths as received)
+PUBLIC_PREFIXES = ("/api/v3/", "/api/v1/contract/")
+_PATH = re.compile(r"[A-Za-z0-9/_.-]+", re.ASCII)  # every character MEXC's paths use
+
+
+def upstream_path(raw_path: str, prefixes: tuple[str, ...] = PUBLIC_PREFIXES) -> str | None:
+    """The path to send upstream for `raw_path` as received (still percent-encoded), or
+    None when there is none (the caller answers 404). Decoded once, as the upstream
+    would; `.`, `..` and empty segments resolved; only the characters MEXC's paths use
+    (no `%`, `\\`, `;`, controls); under one of `prefixes`. `/api/v3/%2e%2e/%2e%2e/x`
+    would otherwise reach `/x` on the upstream host."""
+    if "%" in raw_path or "/." in raw_path or "//" in raw_path:
+        segments: list[str] = []
+        for seg in unquote(raw_path).split("/"):
+            if seg in ("", "."):
+                continue
+            if seg == "..":
+                if not segments:
+                    return None
+                segments.pop()
+            else:
+                segments.append(seg)
+        tail = "/" if raw_path.endswith(("/", "/.", "/..", "%2f", "%2F")) and segments else ""
+        raw_path = "/" + "/".join(segments) + tail
+    if not _PATH.fullmatch(raw_path) or not raw_path.startswith(prefixes):
+        return None
+    return raw_path
+
+
 async def passthrough(request: web.Request) -> web.Response:
     """Forward a public GET to the upstream; answer with its status, body and type."""
     upstream = request.app[keys.UPSTREAM]
     settings = request.app[keys.SETTINGS]
+    path = upstream_path(request.rel_url.raw_path)
+    if path is None:
+        raise ApiError(Err.NOT_FOUND)
     # a public call may carry a signature (pymexc signs klines/avgPrice): never forward
     # one, in any spelling
     raw = signing.drop_signatures(request.rel_url.raw_query_string)
     ttl = int(settings.upstream.exchange_info_ttl_s * 1000) if request.path == "/api/v3/exchangeInfo" else 0
     try:
-        # the path as received, still percent-encoded: the decoded one may hold control
-        # characters or spaces that cannot go on a request line
-        resp = await upstream.get(request.rel_url.raw_path, raw, ttl)
+        resp = await upstream.get(path, raw, ttl)
     except UpstreamError as exc:
         raise upstream_failure(exc) from None
     return upstream_response(resp)
@@ -217,7 +248,7 @@ async def forward_live(request: web.Request) -> web.Response:
     if api_key:
         headers["X-MEXC-APIKEY"] = api_key
     try:
-        # the path as received, still percent-encoded, as `passthrough` forwards it
+        # the path as received, still percent-encoded (`a%2Fb` stays one segment)
         resp = await upstream.forward(
             request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
             body or None, headers,
@@ -700,7 +731,7 @@ async def fallback(request: web.Request) -> web.Response:
         if request.app[keys.MODE].is_live:
             return await forward_live(request)
         raise ApiError(Err.PAPER_UNSUPPORTED, path=path)
-    if request.method == "GET" and path.startswith(("/api/v3/", "/api/v1/contract/")):
+    if request.method == "GET" and path.startswith(PUBLIC_PREFIXES):
         return await passthrough(request)
     raise ApiError(Err.NOT_FOUND)
 

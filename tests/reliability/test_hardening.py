@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient
 from fake_upstream import FakeMexc, FakeMexcThread, Seen
 from process_support import free_port
 from relsupport import KEY, SECRET
+from yarl import URL
 
 from proxy import logsetup
 from proxy.config import AccountSettings, ServerSettings, Settings
@@ -185,3 +186,50 @@ async def test_no_spelling_of_a_signature_reaches_the_upstream(
     assert fake.seen, "nothing was forwarded at all"
     assert fake.signed_requests() == []
     assert not any(HEX in s.query or HEX in s.raw_path for s in fake.seen)
+
+
+# --------------------------------------------------------------------- 4. dot-segments
+
+ESCAPES = ["/api/v3/%2e%2e/%2e%2e/x", "/api/v3/%2E%2E/%2E%2E/api/v3/capital/withdraw",
+           "/api/v3/..%2f..%2fx", "/api/v3/%2e%2e%2f%2e%2e%2fx", "/api/v3/.%2e/.%2e/x",
+           "/api/v1/contract/%2e%2e/%2e%2e/v3/x", "/api/v3/%2e%2e", "/api/v1/contract/%2e%2e",
+           "/api/v3/%5c..%5c..%5cx", "/api/v3/%252e%252e/%252e%252e/x", "/api/v3/x%00",
+           "/api/v3/ticker;x=1", "/api/v3/%2e%2e/v3/x"]
+PREFIXES = ("/api/v3/", "/api/v1/contract/")
+
+
+async def raw_get(client: TestClient, target: str) -> Any:
+    """GET `target` exactly as written (yarl would otherwise resolve dot-segments and
+    decode escapes on the client side)."""
+    return await client.session.get(URL(f"http://127.0.0.1:{client.port}{target}", encoded=True))
+
+
+@pytest.mark.parametrize("path", ESCAPES)
+async def test_encoded_dot_segments_never_leave_the_public_prefixes(
+    client: TestClient, fake: FakeMexc, path: str
+) -> None:
+    resp = await raw_get(client, f"{path}?symbol=BTCUSDT")
+    body = await resp.json()
+    assert (resp.status, body) == (404, {"code": 404, "msg": "Not Found"}) or (
+        resp.status < 500 and set(body) == {"code", "msg"})
+    for seen in fake.seen:
+        assert seen.raw_path.startswith(PREFIXES), seen.raw_path
+        assert "%" not in seen.raw_path and "/." not in seen.raw_path and "\\" not in seen.raw_path
+
+
+@pytest.mark.parametrize("path,forwarded", [
+    ("/api/v3/foo/%2e%2e/depth", "/api/v3/depth"),
+    ("/api/v3/./depth", "/api/v3/depth"),
+    ("/api/v3//klines", "/api/v3/klines"),
+    ("/api/v3/%64epth", "/api/v3/depth"),
+    ("/api/v3/ticker/%2e/price", "/api/v3/ticker/price"),
+    ("/api/v1/contract/x/%2e%2e/detail", "/api/v1/contract/detail"),
+])
+async def test_paths_are_forwarded_normalised(
+    client: TestClient, fake: FakeMexc, path: str, forwarded: str
+) -> None:
+    resp = await raw_get(client, f"{path}?symbol=BTCUSDT&interval=1m")
+    assert resp.status < 500, await resp.text()
+    sent = [s.raw_path for s in fake.seen]  # (the equity recorder asks for prices at start)
+    assert forwarded in sent
+    assert [p for p in sent if "%" in p or "/." in p or "//" in p] == []
