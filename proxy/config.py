@@ -49,6 +49,13 @@ class ServerSettings:
     # names besides loopback ones (and a specific listen address) that the dashboard and
     # the admin API answer as Host (proxy/trust.py); lower case, without port or brackets
     allowed_hosts: tuple[str, ...] = ()
+    # seconds a connection has to send a complete request head, counted from when it
+    # opened or from the previous answer (so also how long an idle kept-alive connection
+    # stays open); a slower one is closed
+    header_timeout_s: float = 20.0
+    # open client connections at most (every listener together); one more is answered
+    # 503 and closed
+    max_connections: int = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +413,8 @@ def settings_from_mapping(
         max_body_bytes=s.int("max_body_bytes", 65536, 1024, 64 * 1024 * 1024),
         strict_signature=s.bool("strict_signature", False),
         allowed_hosts=_allowed_hosts(s.raw("allowed_hosts")),
+        header_timeout_s=s.float("header_timeout_s", 20.0),
+        max_connections=s.int("max_connections", 512, 1, 1_000_000),
     )
     s.done()
 

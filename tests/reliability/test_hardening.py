@@ -6,6 +6,8 @@ overflows and input that only looked valid (a trailing newline, non-ASCII digits
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
 import signal
@@ -22,11 +24,12 @@ import yaml
 from aiohttp.test_utils import TestClient
 from fake_upstream import FakeMexc, FakeMexcThread, Seen
 from process_support import free_port
-from relsupport import KEY, SECRET
+from relsupport import KEY, SECRET, record_figures
 from yarl import URL
 
 from proxy import logsetup
-from proxy.config import AccountSettings, ServerSettings, Settings
+from proxy.config import AccountSettings, ConfigError, ServerSettings, Settings, settings_from_mapping
+from proxy.errors import ApiError, Err
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -233,3 +236,109 @@ async def test_paths_are_forwarded_normalised(
     sent = [s.raw_path for s in fake.seen]  # (the equity recorder asks for prices at start)
     assert forwarded in sent
     assert [p for p in sent if "%" in p or "/." in p or "//" in p] == []
+
+
+# --------------------------------------------------------------------- 5. slow headers, many connections
+
+HEAD = b"GET /api/v3/ping HTTP/1.1\r\nHost: localhost\r\n"
+
+
+async def trickle(port: int, deadline: float) -> tuple[str, float]:
+    """Open a connection and send a request head one header line at a time, never
+    finishing it. Returns how it ended ("answered <status line>", "closed", "reset", or
+    "open" at the deadline) and after how many seconds."""
+    t0 = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(HEAD)
+        i = 0
+        while time.monotonic() < deadline:
+            try:
+                # the attack's pace: a header line every 0.2 s, reading what comes back
+                data = await asyncio.wait_for(reader.read(4096), 0.2)
+            except TimeoutError:
+                i += 1
+                writer.write(b"X-Pad-%d: y\r\n" % i)
+                await writer.drain()
+                continue
+            if not data:
+                return "closed", time.monotonic() - t0
+            return "answered " + data.split(b"\r\n")[0].decode(), time.monotonic() - t0
+        return "open", time.monotonic() - t0
+    except ConnectionError:
+        return "reset", time.monotonic() - t0
+    finally:
+        writer.close()
+
+
+def test_trickled_headers_are_cut_off_and_connections_are_bounded(tmp_path: Path) -> None:
+    """The real process (`python -m proxy`): with server.max_connections 6 and
+    server.header_timeout_s 1, ten connections trickling header lines: the four beyond the
+    limit are answered 503 (MEXC JSON) at once, the others are closed by the server, and
+    then the sidecar answers again."""
+    with FakeMexcThread() as fake:
+        cfg = base_config(fake, tmp_path, header_timeout_s=1, max_connections=6)
+        cfg["logging"] = {"level": "INFO"}
+        proc, port, _ = start_process(tmp_path, cfg)
+        try:
+            async def attack() -> list[tuple[str, float]]:
+                deadline = time.monotonic() + 30
+                return await asyncio.gather(*(trickle(port, deadline) for _ in range(10)))
+
+            outcomes = asyncio.run(attack())
+            after = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v3/ping", timeout=5)
+            assert (after.status, after.read()) == (200, b"{}")
+        finally:
+            stop_process(proc)
+    ends = sorted(o for o, _ in outcomes)
+    refused = [o for o in ends if o == "answered HTTP/1.1 503 Service Unavailable"]
+    cut = [o for o in ends if o in ("closed", "reset")]
+    assert "open" not in ends, outcomes
+    # (a probe of the start-up wait may still hold one slot when the attack begins)
+    assert len(refused) >= 4 and len(cut) <= 6 and len(refused) + len(cut) == 10, outcomes
+    record_figures("hardening: slow headers", connections=10, refused_at_limit=len(refused),
+                   cut_by_header_timeout=len(cut),
+                   slowest_cut_s=round(max(t for o, t in outcomes if o in ("closed", "reset")), 2))
+
+
+def hold_the_only_slot(port: int) -> socket.socket:
+    """A kept-alive connection that was answered (so was admitted) and stays open. The
+    start-up probe's connection may hold the slot for a moment after it was answered:
+    retry until it is free (another process: no event to await)."""
+    deadline = time.monotonic() + 10
+    while True:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(HEAD + b"\r\n")
+        if s.recv(4096).startswith(b"HTTP/1.1 200 OK"):
+            return s
+        s.close()
+        assert time.monotonic() < deadline, "the slot never became free"
+        time.sleep(0.05)
+
+
+def test_the_limit_answers_mexc_json(tmp_path: Path) -> None:
+    with FakeMexcThread() as fake:
+        proc, port, _ = start_process(tmp_path, base_config(fake, tmp_path, max_connections=1,
+                                                             header_timeout_s=5))
+        try:
+            held = hold_the_only_slot(port)
+            try:
+                answer = raw_http(port, HEAD + b"\r\n")
+            finally:
+                held.close()
+        finally:
+            stop_process(proc)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 503 Service Unavailable"
+    assert b"Content-Type: application/json" in head and b"Connection: close" in head
+    assert json.loads(body) == json.loads(ApiError(Err.SERVICE_UNAVAILABLE).body())
+
+
+@pytest.mark.parametrize("key,value", [("header_timeout_s", 0), ("header_timeout_s", -1),
+                                       ("header_timeout_s", "x"), ("max_connections", 0),
+                                       ("max_connections", "many")])
+def test_connection_bounds_are_validated(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=rf"server\.{key}"):
+        settings_from_mapping({"server": {key: value}}, {})
+    s = settings_from_mapping({"server": {"header_timeout_s": 2.5, "max_connections": 9}}, {})
+    assert (s.server.header_timeout_s, s.server.max_connections) == (2.5, 9)
