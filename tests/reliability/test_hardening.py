@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from yarl import URL
 from proxy import logsetup
 from proxy.config import AccountSettings, ConfigError, ServerSettings, Settings, settings_from_mapping
 from proxy.errors import ApiError, Err
+from proxy.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -342,3 +344,38 @@ def test_connection_bounds_are_validated(key: str, value: Any) -> None:
         settings_from_mapping({"server": {key: value}}, {})
     s = settings_from_mapping({"server": {"header_timeout_s": 2.5, "max_connections": 9}}, {})
     assert (s.server.header_timeout_s, s.server.max_connections) == (2.5, 9)
+
+
+# --------------------------------------------------------------------- 6. file modes
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000, 0o002])
+async def test_database_and_its_folder_are_owner_only_whatever_the_umask(
+    tmp_path: Path, umask: int
+) -> None:
+    db = tmp_path / "data" / "sub" / "paper.sqlite3"
+    old = os.umask(umask)
+    try:
+        store = Store(str(db), "NORMAL")
+        await store.open()
+        try:
+            await store.flush()
+            files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in db.parent.iterdir()}
+            folders = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (db.parent, db.parent.parent)}
+        finally:
+            await store.close()
+    finally:
+        os.umask(old)
+    assert files == {"paper.sqlite3": 0o600, "paper.sqlite3-wal": 0o600, "paper.sqlite3-shm": 0o600}
+    assert folders == {"sub": 0o700, "data": 0o700}
+
+
+async def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
+    """A database put straight into an existing folder (./paper.sqlite3) changes nothing
+    about that folder; the file itself is still created owner-only."""
+    tmp_path.chmod(0o755)
+    store = Store(str(tmp_path / "paper.sqlite3"), "NORMAL")
+    await store.open()
+    await store.close()
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "paper.sqlite3").stat().st_mode) == 0o600
