@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 from aiohttp import web
 
@@ -101,6 +101,21 @@ def upstream_path(raw_path: str, prefixes: tuple[str, ...] = PUBLIC_PREFIXES) ->
     return raw_path
 
 
+def only_params(raw: str, names: tuple[str, ...]) -> str:
+    """The first `name=value` pair of each of `names` found in `raw` (names matched
+    exactly after percent-decoding, as MEXC reads them), in the order of `names`, values
+    as sent. What a cached public answer depends on: junk parameters (and signatures)
+    neither reach the upstream nor make cache entries of their own."""
+    found: dict[str, str] = {}
+    for pair in raw.split("&"):
+        name, eq, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if name in names and name not in found and eq:
+            found[name] = f"{name}={value}"
+    return "&".join(found[n] for n in names if n in found)
+
+
 async def passthrough(request: web.Request) -> web.Response:
     """Forward a public GET to the upstream; answer with its status, body and type."""
     upstream = request.app[keys.UPSTREAM]
@@ -108,10 +123,16 @@ async def passthrough(request: web.Request) -> web.Response:
     path = upstream_path(request.rel_url.raw_path)
     if path is None:
         raise ApiError(Err.NOT_FOUND)
-    # a public call may carry a signature (pymexc signs klines/avgPrice): never forward
-    # one, in any spelling
-    raw = signing.drop_signatures(request.rel_url.raw_query_string)
-    ttl = int(settings.upstream.exchange_info_ttl_s * 1000) if request.path == "/api/v3/exchangeInfo" else 0
+    if path == "/api/v3/exchangeInfo":
+        # cached: keyed (and asked) on what selects the answer, never on the raw query
+        raw = only_params(request.rel_url.raw_query_string, ("symbol", "symbols"))
+        raw = signing.drop_signatures(raw)  # (`symbol=X;signature=...`)
+        ttl = int(settings.upstream.exchange_info_ttl_s * 1000)
+    else:
+        # a public call may carry a signature (pymexc signs klines/avgPrice): never
+        # forward one, in any spelling
+        raw = signing.drop_signatures(request.rel_url.raw_query_string)
+        ttl = 0
     try:
         resp = await upstream.get(path, raw, ttl)
     except UpstreamError as exc:
@@ -122,7 +143,8 @@ async def passthrough(request: web.Request) -> web.Response:
 async def contract_detail(request: web.Request) -> web.Response:
     """ccxt's load_markets always asks for futures markets; answer even offline."""
     upstream = request.app[keys.UPSTREAM]
-    raw = signing.drop_signatures(request.rel_url.raw_query_string)
+    # cached like exchangeInfo: on the parameter that matters only
+    raw = signing.drop_signatures(only_params(request.rel_url.raw_query_string, ("symbol",)))
     try:
         resp = await upstream.get(request.path, raw, 60_000)
         if resp.status == 200:

@@ -28,7 +28,7 @@ from process_support import free_port
 from relsupport import KEY, SECRET, record_figures
 from yarl import URL
 
-from proxy import logsetup
+from proxy import keys, logsetup
 from proxy.config import AccountSettings, ConfigError, ServerSettings, Settings, settings_from_mapping
 from proxy.errors import ApiError, Err
 from proxy.store import Store
@@ -379,3 +379,47 @@ async def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
     await store.close()
     assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "paper.sqlite3").stat().st_mode) == 0o600
+
+
+# --------------------------------------------------------------------- 7. the exchangeInfo cache
+
+
+def info_calls(fake: FakeMexc) -> list[str]:
+    return [s.query for s in fake.seen if s.path == "/api/v3/exchangeInfo"]
+
+
+async def test_junk_exchange_info_queries_share_one_cache_entry(client: TestClient, fake: FakeMexc) -> None:
+    """400 `exchangeInfo?n=<i>` raised RSS from 58 to 169 MB for good: each raw query was
+    a cache entry of its own. Only symbol/symbols matter."""
+    upstream = client.app[keys.UPSTREAM]
+    assert (await client.get("/api/v3/exchangeInfo")).status == 200
+    sizes = len(upstream._cache), len(upstream._parsed)
+    calls = len(info_calls(fake))
+    for i in range(400):
+        resp = await client.get(f"/api/v3/exchangeInfo?n={i}&signature={HEX}")
+        assert resp.status == 200
+    assert (len(upstream._cache), len(upstream._parsed)) == sizes
+    assert len(info_calls(fake)) == calls  # all answered from the one entry
+    for query in ("symbol=BTCUSDT&n=1", "n=2&symbol=BTCUSDT", "symbol=BTCUSDT&symbol=ETHUSDT&x="):
+        resp = await client.get(f"/api/v3/exchangeInfo?{query}")
+        assert [s["symbol"] for s in (await resp.json())["symbols"]] == ["BTCUSDT"]
+    assert info_calls(fake)[calls:] == ["symbol=BTCUSDT"]
+    for i in range(100):  # the contract list is cached the same way
+        assert (await client.get(f"/api/v1/contract/detail?n={i}")).status == 200
+    assert len(upstream._cache) == sizes[0] + 2
+
+
+async def test_the_upstream_cache_is_bounded_and_drops_expired_entries(
+    client: TestClient, fake: FakeMexc
+) -> None:
+    upstream = client.app[keys.UPSTREAM]
+    upstream.cache_max = 20
+    now = [1000.0]
+    upstream.monotonic = lambda: now[0]
+    for i in range(60):  # distinct symbols lists: distinct answers, each cacheable
+        assert (await client.get(f"/api/v3/exchangeInfo?symbols=X{i}")).status == 200
+        assert len(upstream._cache) <= 20 and len(upstream._parsed) <= 20
+    assert len(upstream._cache) == 20
+    now[0] += upstream.settings.exchange_info_ttl_s + 1  # every entry has expired
+    assert (await client.get("/api/v3/exchangeInfo?symbols=Y")).status == 200
+    assert list(upstream._cache) == [("/api/v3/exchangeInfo", "symbols=Y")]
