@@ -49,10 +49,12 @@ def respond(data: Any, status: int = 200) -> web.Response:
 
 
 def upstream_response(resp: RawResponse) -> web.Response:
-    """The upstream's answer for the bot: unchanged when it is MEXC JSON; an HTML or
-    otherwise non-JSON error page becomes MEXC-shaped JSON with the same status."""
+    """The upstream's answer for the bot. A success, or an error whose body is MEXC's own
+    error JSON, passes unchanged; any other error (an empty body, a text or HTML page,
+    JSON that is not MEXC's error, whatever its Content-Type says) becomes MEXC-shaped
+    JSON with the same status."""
     headers = dict(resp.headers)
-    if resp.status >= 400 and not resp.is_json:
+    if resp.status >= 400 and not _is_mexc_error(resp.body):
         msg = status_message(resp.status)
         return web.Response(
             body=jsonutil.dumps({"code": resp.status, "msg": msg}),
@@ -62,6 +64,20 @@ def upstream_response(resp: RawResponse) -> web.Response:
         )
     headers["Content-Type"] = resp.content_type or JSON
     return web.Response(body=resp.body, status=resp.status, headers=headers)
+
+
+def _is_mexc_error(body: bytes) -> bool:
+    """`{"code": <int>, "msg": <text>}` (the spot API), or `"message"` instead of `"msg"`
+    (the contract API's errors under /api/v1/contract/)."""
+    if len(body) > 65536 or body.lstrip()[:1] != b"{":
+        return False
+    try:
+        data = jsonutil.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or type(data.get("code")) is not int:
+        return False
+    return isinstance(data.get("msg", data.get("message")), str)
 
 
 def upstream_failure(exc: UpstreamError) -> ApiError:

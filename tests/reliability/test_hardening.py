@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient
-from fake_upstream import FakeMexc, FakeMexcThread, Seen
+from fake_upstream import FakeMexc, FakeMexcThread, Fault, Seen
 from process_support import free_port
 from relsupport import KEY, SECRET, record_figures
 from yarl import URL
@@ -423,3 +423,38 @@ async def test_the_upstream_cache_is_bounded_and_drops_expired_entries(
     now[0] += upstream.settings.exchange_info_ttl_s + 1  # every entry has expired
     assert (await client.get("/api/v3/exchangeInfo?symbols=Y")).status == 200
     assert list(upstream._cache) == [("/api/v3/exchangeInfo", "symbols=Y")]
+
+
+# --------------------------------------------------------------------- 8. upstream errors labelled JSON
+
+
+@pytest.mark.parametrize("status,body,ctype", [
+    (500, "", "application/json"),
+    (503, "Service Temporarily Unavailable", "application/json"),
+    (502, "<html><body>Bad Gateway</body></html>", "application/problem+json"),
+    (500, "[]", "application/json"),
+    (429, '{"error": "slow down"}', "application/json"),
+    (400, '{"code": "x", "msg": "bad"}', "application/json"),
+    (404, '{"code": 404}', "application/json"),
+    (500, '{"code": 5', "application/json"),
+    (504, "null", "text/plain"),
+])
+async def test_upstream_errors_always_reach_the_bot_as_mexc_json(
+    client: TestClient, fake: FakeMexc, status: int, body: str, ctype: str
+) -> None:
+    fake.faults["/api/v3/depth"] = Fault(status=status, body=body, content_type=ctype,
+                                         headers={"Retry-After": "3"} if status == 429 else {})
+    resp = await client.get("/api/v3/depth?symbol=BTCUSDT")
+    assert resp.status == status
+    assert resp.content_type == "application/json"
+    data = await resp.json()
+    assert set(data) == {"code", "msg"} and isinstance(data["code"], int) and data["msg"], data
+    if status == 429:
+        assert resp.headers["Retry-After"] == "3"
+
+
+async def test_a_real_mexc_error_body_passes_unchanged(client: TestClient, fake: FakeMexc) -> None:
+    body = '{"code":-1121,"msg":"Invalid symbol."}'
+    fake.faults["/api/v3/depth"] = Fault(status=400, body=body)
+    resp = await client.get("/api/v3/depth?symbol=NOPE")
+    assert (resp.status, await resp.text()) == (400, body)
