@@ -78,10 +78,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 def _account_id(request: web.Request) -> int:
     service = request.config_dict[keys.SERVICE]
-    try:
-        account_id = int(request.match_info["account_id"])
-    except ValueError:
-        raise web.HTTPNotFound(reason="unknown account") from None
+    raw = request.match_info["account_id"]
+    # ASCII digits only: int() would also read ' 1', '1_0' or Arabic-Indic digits
+    account_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else -1
     if account_id not in service.accounts:
         raise web.HTTPNotFound(reason="unknown account")
     return account_id

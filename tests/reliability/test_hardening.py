@@ -458,3 +458,45 @@ async def test_a_real_mexc_error_body_passes_unchanged(client: TestClient, fake:
     fake.faults["/api/v3/depth"] = Fault(status=400, body=body)
     resp = await client.get("/api/v3/depth?symbol=NOPE")
     assert (resp.status, await resp.text()) == (400, body)
+
+
+# --------------------------------------------------------------------- 9. dashboard parameters
+
+BIG = "9" * 30
+
+
+@pytest.mark.parametrize("query", [
+    f"before={BIG}", f"filter_account={BIG}", f"before=-{BIG}", "before=-1", "before=1_0",
+    "before=%D9%A1", "before=+5", "before=%205", "filter_account=-1", "filter_account=%D9%A1",
+    f"filter_account={2**63}", "filter_account=1%0A", "before=5%0A",
+])
+async def test_out_of_range_dashboard_parameters_get_400(client: TestClient, query: str) -> None:
+    resp = await client.get(f"/dashboard/events?{query}")
+    assert resp.status == 400, (query, resp.status)
+
+
+@pytest.mark.parametrize("path", [
+    f"/dashboard/?account={BIG}", f"/dashboard/api/state?account={BIG}",
+    f"/dashboard/settings?account=-{BIG}", f"/dashboard/events?account={BIG}",
+    "/dashboard/?account=%D9%A1", f"/dashboard/?done={BIG}",
+    f"/dashboard/events?kind={'x' * 41}", "/dashboard/events?kind=order.%0A",
+    "/dashboard/events?kind=%EF%BD%8Frder.*",
+])
+async def test_odd_dashboard_parameters_never_500(client: TestClient, path: str) -> None:
+    resp = await client.get(path)
+    assert resp.status in (200, 400), (path, resp.status)
+
+
+@pytest.mark.parametrize("path", [f"/dashboard/export/{BIG}/orders.csv", "/dashboard/export/-1/trades.csv",
+                                  "/dashboard/export/%D9%A1/orders.csv",
+                                  f"/dashboard/accounts/{BIG}/reset"])
+async def test_odd_account_ids_in_dashboard_paths_are_404(client: TestClient, path: str) -> None:
+    method = client.post if path.endswith("/reset") else client.get
+    resp = await method(path)
+    assert resp.status in (403, 404), (path, resp.status)
+
+
+async def test_valid_dashboard_parameters_still_work(client: TestClient) -> None:
+    for q in ("before=5", "filter_account=1", "filter_account=all", f"filter_account={2**63 - 1}",
+              "before=9223372036854775807", "kind=order.*", ""):
+        assert (await client.get(f"/dashboard/events?{q}")).status == 200, q
