@@ -12,6 +12,7 @@ rebinding). A switch to live needs `{"mode": "live", "confirm": "LIVE"}`.
 from __future__ import annotations
 
 import hmac
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -145,15 +146,25 @@ async def reset_account(request: web.Request) -> web.Response:
     return _json(await account_summary(request, account_id))
 
 
+# an amount as text: ASCII, the whole value (Decimal() would also read ' 5', '1_0' or
+# Arabic-Indic digits)
+_AMOUNT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
+
+
 async def _asset_amount(request: web.Request, allow_zero: bool) -> tuple[str, Decimal]:
     try:
         data = jsonutil.loads_decimal(await request.read())
-        asset = str(data["asset"]).upper()
-        amount = Decimal(str(data["amount"]))
+        raw_asset, raw_amount = data["asset"], data["amount"]
+        asset = str(raw_asset).upper()
+        if isinstance(raw_amount, str) and not _AMOUNT.fullmatch(raw_amount):
+            raise ValueError("not an ASCII decimal")
+        amount = Decimal(str(raw_amount))
     except (ValueError, KeyError, TypeError, InvalidOperation):
         raise web.HTTPBadRequest(reason='expected {"asset": "USDT", "amount": "100"}') from None
     if (
-        not amount.is_finite()
+        not isinstance(raw_asset, str)
+        or not raw_asset.isascii()
+        or not amount.is_finite()
         or amount < 0
         or (amount == 0 and not allow_zero)
         # a plausible amount: below 10^15 and at most 18 decimals (an exponent like 1e-999999999

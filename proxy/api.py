@@ -32,9 +32,12 @@ from .upstream import RawResponse, UpstreamError
 log = logging.getLogger("proxy.api")
 
 JSON = "application/json"
-_DECIMAL = re.compile(r"^(\d+\.?\d*|\.\d+)$")
-_DIGITS = re.compile(r"^\d{1,19}$")
-_CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+# Parameter patterns match the whole value (fullmatch: `$` would let a trailing newline
+# through) in ASCII only (`\d` and int() would take Arabic-Indic or full-width digits).
+_DECIMAL = re.compile(r"[0-9]+\.?[0-9]*|\.[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,64}")
+_SYMBOL = re.compile(r"[A-Za-z0-9]{1,40}")  # MEXC's spot symbols: BTCUSDT, 1INCHUSDT
 _MAX_INT64 = 2**63 - 1  # SQLite's INTEGER; larger times and ids cannot be stored or compared
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -238,14 +241,14 @@ async def authenticate(request: web.Request) -> tuple[KeyInfo, dict[str, str]]:
     rw = params.get("recvWindow")
     if rw is None or rw == "":
         recv_window = signing.DEFAULT_RECV_WINDOW
-    elif _DIGITS.match(rw):
+    elif _DIGITS.fullmatch(rw):
         recv_window = int(rw)
         if recv_window > signing.MAX_RECV_WINDOW:
             raise ApiError(Err.RECV_WINDOW_TOO_LARGE)
     else:
         raise ApiError(Err.PARAM_ERROR, "recvWindow must be an integer")
     ts = params.get("timestamp")
-    if ts is None or not _DIGITS.match(ts):
+    if ts is None or not _DIGITS.fullmatch(ts):
         raise ApiError(Err.MANDATORY_PARAM, param="timestamp")
     now = app[keys.CLOCK].now_ms()
     if not signing.timestamp_ok(now, int(ts), recv_window):
@@ -349,7 +352,7 @@ def _decimal(params: dict[str, str], name: str) -> Decimal | None:
     v = params.get(name)
     if v is None or v == "":
         return None
-    if len(v) > 40 or not _DECIMAL.match(v):
+    if len(v) > 40 or not _DECIMAL.fullmatch(v):
         raise ApiError(Err.PARAM_ERROR, f"{name} must be a plain positive decimal number")
     d = Decimal(v)
     if d <= 0:
@@ -361,23 +364,33 @@ def _int_param(params: dict[str, str], name: str, default: int | None) -> int | 
     v = params.get(name)
     if v is None or v == "":
         return default
-    if not _DIGITS.match(v) or int(v) > _MAX_INT64:
+    if not _DIGITS.fullmatch(v) or int(v) > _MAX_INT64:
         raise ApiError(Err.PARAM_ERROR, f"{name} must be an integer")
     return int(v)
 
 
 def _symbol(params: dict[str, str]) -> str:
-    s = _required(params, "symbol")
-    if len(s) > 40:
+    return _check_symbol(_required(params, "symbol"))
+
+
+def _check_symbol(s: str) -> str:
+    """A symbol goes into the upstream's query (exchangeInfo?symbol=...): letters and
+    digits only, or it is invalid (never `X&signature=...` or `X\n`)."""
+    if not _SYMBOL.fullmatch(s):
         raise ApiError(Err.INVALID_SYMBOL)
     return s
+
+
+def _ascii_upper(v: str) -> str:
+    """Upper case for ASCII only: `"l\u0131m\u0131t".upper()` is `LIMIT` (dotless i)."""
+    return v.upper() if v.isascii() else v
 
 
 def _client_id(params: dict[str, str], name: str) -> str | None:
     v = params.get(name)
     if v is None or v == "":
         return None
-    if not _CLIENT_ID.match(v):
+    if not _CLIENT_ID.fullmatch(v):
         raise ApiError(Err.PARAM_ERROR, f"{name} must be 1-64 printable ASCII characters")
     return v
 
@@ -388,8 +401,8 @@ _ORDER_TYPES = {t.value: t for t in OrderType}
 
 def parse_new_order(params: dict[str, str]) -> NewOrder:
     symbol = _symbol(params)
-    side_s = _required(params, "side").upper()
-    type_s = _required(params, "type").upper()
+    side_s = _ascii_upper(_required(params, "side"))
+    type_s = _ascii_upper(_required(params, "type"))
     side = _SIDES.get(side_s)
     if side is None:
         raise ApiError(Err.PARAM_ERROR, "side must be BUY or SELL")
@@ -423,10 +436,10 @@ def _symbols(params: dict[str, str], required: bool) -> list[str] | None:
         if required:
             raise ApiError(Err.MANDATORY_PARAM, param="symbol")
         return None
-    out = [s.strip() for s in v.split(",") if s.strip()]
+    out = [s.strip(" ") for s in v.split(",") if s.strip(" ")]
     if not out or len(out) > 5:
         raise ApiError(Err.PARAM_ERROR, "symbol accepts 1 to 5 comma-separated symbols")
-    return out
+    return [_check_symbol(s) for s in out]
 
 
 # --------------------------------------------------------------------------- handlers
@@ -558,6 +571,8 @@ async def cancel_all(request: web.Request, info: KeyInfo, params: dict[str, str]
 @signed
 async def query_order(request: web.Request, info: KeyInfo, params: dict[str, str]) -> web.Response:
     symbol = params.get("symbol") or None
+    if symbol is not None:
+        _check_symbol(symbol)
     order_id, client_id = _order_ref(params)
     order = await request.app[keys.SERVICE].get_order(info.account_id, symbol, order_id, client_id)
     return respond(render.order_query(order))
@@ -646,7 +661,7 @@ async def mx_deduct_get(request: web.Request, info: KeyInfo, params: dict[str, s
 
 @signed
 async def mx_deduct_set(request: web.Request, info: KeyInfo, params: dict[str, str]) -> web.Response:
-    v = _required(params, "mxDeductEnable").lower()
+    v = _ascii_upper(_required(params, "mxDeductEnable")).lower()
     if v not in ("true", "false"):
         raise ApiError(Err.PARAM_ERROR, "mxDeductEnable must be true or false")
     enabled = await request.app[keys.SERVICE].set_mx_deduct(info.account_id, v == "true")

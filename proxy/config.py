@@ -181,7 +181,7 @@ class Settings:
 # --------------------------------------------------------------------------- loading
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # ASCII, whole value (fullmatch)
 _BOOL_ENV = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -298,7 +298,7 @@ def parse_money(value: Any, key: str) -> Decimal:
     """Money in config is a quoted decimal string (YAML `0.001` would be a float)."""
     if not isinstance(value, str):
         raise ConfigError(f"{key}: money must be a quoted decimal string, e.g. \"10000\"")
-    if not _DECIMAL.match(value.strip()):
+    if not _DECIMAL.fullmatch(value.strip()):
         raise ConfigError(f"{key}: not a decimal number: {value!r}")
     try:
         d = Decimal(value.strip())

@@ -7,6 +7,8 @@ overflows and input that only looked valid (a trailing newline, non-ASCII digits
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -17,8 +19,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 import yaml
@@ -28,9 +32,10 @@ from process_support import free_port
 from relsupport import KEY, SECRET, record_figures
 from yarl import URL
 
-from proxy import keys, logsetup
+from proxy import keys, logsetup, parsers
 from proxy.config import AccountSettings, ConfigError, ServerSettings, Settings, settings_from_mapping
 from proxy.errors import ApiError, Err
+from proxy.parsers import ShapeError
 from proxy.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -500,3 +505,90 @@ async def test_valid_dashboard_parameters_still_work(client: TestClient) -> None
     for q in ("before=5", "filter_account=1", "filter_account=all", f"filter_account={2**63 - 1}",
               "before=9223372036854775807", "kind=order.*", ""):
         assert (await client.get(f"/dashboard/events?{q}")).status == 200, q
+
+
+# --------------------------------------------------------------------- 10. whole-value ASCII validation
+
+ARABIC = str.maketrans("0123456789", "".join(chr(0x660 + i) for i in range(10)))  # Arabic-Indic
+ORDER = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "80000"}
+
+
+async def signed_pairs(client: TestClient, method: str, path: str, pairs: dict[str, str]) -> tuple[int, Any]:
+    """Sign exactly these pairs (timestamp and recvWindow included when given)."""
+    q = urlencode(pairs, quote_via=quote)
+    q = f"{q}&signature={hmac.new(SECRET.encode(), q.encode(), hashlib.sha256).hexdigest()}"
+    resp = await client.request(method, f"{path}?{q}", headers={"X-MEXC-APIKEY": KEY})
+    return resp.status, await resp.json()
+
+
+@pytest.mark.parametrize("name,value,code", [
+    ("quantity", "0.001\n", 33333), ("quantity", "1".translate(ARABIC), 33333),
+    ("quantity", "0.001".translate(ARABIC), 33333),
+    ("price", "80000\n", 33333), ("price", "80000".translate(ARABIC), 33333),
+    ("price", "\uff180000", 33333), ("newClientOrderId", "abc\n", 33333),
+    ("newClientOrderId", "abc\r\n", 33333), ("type", "l\u0131m\u0131t", 33333), ("type", "LIMIT\n", 33333),
+    ("symbol", "BTCUSDT\n", -1121), ("symbol", "BTCUSDT&symbol=ETHUSDT", -1121),
+    ("symbol", "\uff22TCUSDT", -1121), ("symbol", f"BTCUSDT;signature={HEX}", -1121),
+])
+async def test_order_parameters_are_whole_ascii_values(
+    client: TestClient, clock: Any, fake: FakeMexc, name: str, value: str, code: int
+) -> None:
+    pairs = {**ORDER, name: value, "timestamp": str(clock.now_ms())}
+    status, body = await signed_pairs(client, "POST", "/api/v3/order", pairs)
+    assert (status, body["code"]) == (400, code), body
+    status, orders = await signed_pairs(client, "GET", "/api/v3/openOrders",
+                                        {"symbol": "BTCUSDT", "timestamp": str(clock.now_ms())})
+    assert (status, orders) == (200, [])
+    assert not any("\n" in s.query or "%0A" in s.query.upper() for s in fake.seen)
+
+
+@pytest.mark.parametrize("pairs,code", [
+    ({"timestamp": "A"}, 700004),
+    ({"timestamp": "T\n"}, 700004),
+    ({"timestamp": "T", "recvWindow": "5000\n"}, 33333),
+    ({"timestamp": "T", "recvWindow": "5000".translate(ARABIC)}, 33333),
+    ({"timestamp": "T", "limit": "10\n"}, 33333),
+    ({"timestamp": "T", "limit": "10".translate(ARABIC)}, 33333),
+    ({"timestamp": "T", "startTime": "A"}, 33333),
+])
+async def test_integer_parameters_are_whole_ascii_values(
+    client: TestClient, clock: Any, pairs: dict[str, str], code: int
+) -> None:
+    now = str(clock.now_ms())  # T: now; A: now in Arabic-Indic digits
+    pairs = {"symbol": "BTCUSDT",
+             **{k: v.replace("T", now).replace("A", now.translate(ARABIC)) for k, v in pairs.items()}}
+    status, body = await signed_pairs(client, "GET", "/api/v3/allOrders", pairs)
+    assert (status, body["code"]) == (400, code), body
+
+
+@pytest.mark.parametrize("value", ["1".translate(ARABIC), "123".translate(ARABIC), " 1", "1 ", "1_000",
+                                   "1\n", "80000.5".translate(ARABIC), "+1", "1e3x", True, 1.5])
+def test_parsers_take_only_ascii_decimals(value: Any) -> None:
+    with pytest.raises(ShapeError):
+        parsers.parse_ticker_price({"symbol": "BTCUSDT", "price": value})
+
+
+def test_parsers_still_take_what_mexc_sends() -> None:
+    assert parsers.parse_ticker_price([{"symbol": "A", "price": "87900.01"}, {"symbol": "B", "price": 5},
+                                       {"symbol": "C", "price": "1E-8"}, {"symbol": "D", "price": "-0.5"}])\
+        == {"A": Decimal("87900.01"), "B": Decimal(5), "C": Decimal("1E-8"), "D": Decimal("-0.5")}
+    with pytest.raises(ShapeError):
+        parsers.parse_trades([{"price": "1", "qty": "1", "time": "1700".translate(ARABIC)}])
+    with pytest.raises(ShapeError):
+        parsers.parse_klines([["1".translate(ARABIC), "1", "1", "1", "1", "1", 2, "1"]])
+    assert parsers.parse_trades([{"price": "1", "qty": "2", "time": "1700"}])[0].time_ms == 1700
+
+
+@pytest.mark.parametrize("payload", [
+    {"asset": "USDT", "amount": "100".translate(ARABIC)}, {"asset": "USDT", "amount": " 5"},
+    {"asset": "USDT", "amount": "1_0"}, {"asset": "USDT", "amount": "5\n"},
+    {"asset": "\uff35\uff33\uff24\uff34", "amount": "5"}, {"asset": "USDT\n", "amount": "5"},
+])
+async def test_admin_amounts_and_assets_are_whole_ascii_values(
+    client: TestClient, payload: dict[str, str]
+) -> None:
+    before = tuple(client.app[keys.SERVICE].balances(1))
+    resp = await client.post("/admin/api/accounts/1/fund", json=payload)
+    assert resp.status == 400, await resp.text()
+    assert tuple(client.app[keys.SERVICE].balances(1)) == before
+    assert (await client.get("/admin/api/accounts/%D9%A1")).status == 404
