@@ -251,26 +251,29 @@ async def set_mode(request: web.Request) -> web.Response:
     return _json({"mode": mode.current, "live_armed": mode.armed})
 
 
-# on the API app: probes answer any Host (Docker health checks, Prometheus by service name)
 ADMIN_ROUTES = [
     web.get("/healthz", healthz),
     web.get("/metrics", metrics),
+    web.get("/admin/api/accounts", list_accounts),
+    web.get("/admin/api/accounts/{account_id}", get_account),
+    web.post("/admin/api/accounts/{account_id}/reset", reset_account),
+    web.post("/admin/api/accounts/{account_id}/fund", fund_account),
+    web.post("/admin/api/accounts/{account_id}/balance", set_balance),
+    web.get("/admin/api/mode", get_mode),
+    web.post("/admin/api/mode", set_mode),
 ]
 
-# the admin API, a sub-app at /admin/api/ behind proxy/trust.py's Host and Origin checks
-ADMIN_API_ROUTES = [
-    web.get("/accounts", list_accounts),
-    web.get("/accounts/{account_id}", get_account),
-    web.post("/accounts/{account_id}/reset", reset_account),
-    web.post("/accounts/{account_id}/fund", fund_account),
-    web.post("/accounts/{account_id}/balance", set_balance),
-    web.get("/mode", get_mode),
-    web.post("/mode", set_mode),
-]
+API_PREFIX = "/admin/api/"
 
 
-def create_admin_app() -> web.Application:
-    """The admin API (mounted at /admin/api/); its state lives on the parent app."""
-    app = web.Application(middlewares=[trust.middleware])
-    app.add_routes(ADMIN_API_ROUTES)
-    return app
+def install(app: web.Application) -> None:
+    """Add ADMIN_ROUTES to the API app: /healthz and /metrics on it (they answer any
+    Host: Docker's health check, Prometheus by service name), the admin API as a sub-app
+    at /admin/api/ behind `trust.middleware` (Host and Origin checks)."""
+    api = web.Application(middlewares=[trust.middleware])
+    for r in ADMIN_ROUTES:
+        if r.path.startswith(API_PREFIX):
+            api.router.add_route(r.method, r.path[len(API_PREFIX) - 1:], r.handler)
+        else:
+            app.router.add_route(r.method, r.path, r.handler)
+    app.add_subapp(API_PREFIX, api)

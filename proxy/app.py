@@ -147,8 +147,7 @@ def create_app(
     app.cleanup_ctx.extend([store_ctx, upstream_ctx, service_ctx, watcher_ctx])
     if settings.dashboard.enabled:
         app.cleanup_ctx.append(equity_ctx)
-    app.add_routes(admin.ADMIN_ROUTES)
-    app.add_subapp("/admin/api/", admin.create_admin_app())
+    admin.install(app)
     app.add_routes(MEXC_ROUTES)
     if settings.dashboard.enabled:
         from .dashboard import create_dashboard_app
