@@ -196,7 +196,10 @@ def build(fixtures: Path, out: Path) -> None:
         demo.append(interaction("/api/v3/ticker/price", f"symbol={sym}", price_all[sym]))
     demo.extend(unrecorded_paths(fixtures, r))
     write(out / "demo.yaml", demo,
-          "offline demo market built from real MEXC recordings (~2025-12-31)\n# " + UNRECORDED_NOTE)
+          "offline demo market built from real MEXC recordings (~2025-12-31)\n# " + UNRECORDED_NOTE
+          + "\n# stream items: NOT recordings; WebSocket frames made from the recorded trades and books"
+          " (synthesised: true)")
+    append_demo_stream(out / "demo.yaml")
 
     # ---- MEXC error answers (bodies as observed, reference sections 2.4 and 3) ----
     errors = [
@@ -216,6 +219,41 @@ def build(fixtures: Path, out: Path) -> None:
     errors[-1]["response"]["headers"]["Content-Type"] = ["text/html"]
     write(out / "mexc_errors.yaml", errors,
           "MEXC error bodies as observed (reference sections 2.4, 3.2); 502 page as nginx sends it")
+
+
+# The demo's public channels, per symbol: what ccxt.pro's watch_trades, watch_order_book,
+# watch_ticker and watch_ohlcv subscribe, and the top-5 snapshot (the recorded depth)
+DEMO_CHANNELS = (
+    "spot@public.aggre.deals.v3.api.pb@100ms@{s}",
+    "spot@public.aggre.depth.v3.api.pb@100ms@{s}",
+    "spot@public.limit.depth.v3.api.pb@{s}@5",
+    "spot@public.aggre.bookTicker.v3.api.pb@100ms@{s}",
+    "spot@public.kline.v3.api.pb@{s}@Min1",
+)
+
+
+def append_demo_stream(path: Path) -> None:
+    """The demo's WebSocket stream, made (not recorded: there is no recording of MEXC's
+    stream here) from the recorded trades and books on the tape, each frame at its tape
+    time and marked `synthesised: true`, in the format `--record` writes."""
+    import base64
+    import sys
+
+    sys.path.insert(0, str(HERE))
+    from proxy.tape.frames import tape_frames
+    from proxy.tape.tape import load_tape
+
+    tape = load_tape(path)
+    frames = []
+    for symbol in sorted(tape.books):
+        for template in DEMO_CHANNELS:
+            frames.extend(tape_frames(tape, template.format(s=symbol)) or [])
+    frames.sort(key=lambda f: (f.t, f.channel))
+    items = [{"stream": {"channel": f.channel, "recorded_ms": f.t, "synthesised": True,
+                         "frame": base64.b64encode(f.data).decode()}} for f in frames]
+    with path.open("a", encoding="utf-8") as f:
+        f.write(yaml.safe_dump(items, sort_keys=False, width=1_000_000))
+    print(f"appended {len(items)} synthesised stream frames to {path}")
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ from .. import jsonutil
 from ..engine.model import Book, Trade
 from ..errors import Err
 from ..upstream import RawResponse
+from .frames import tape_frames
 from .tape import (
     KNOWN_PATHS,
     LIMITED,
@@ -280,6 +281,7 @@ def load_script(path: Path, text: str) -> Tape:
         books=book_series, trades=trade_series, symbols=frozenset(p.order),
     )
     tape.synth = ScriptedRest(tape, info)
+    tape.frame_maker = lambda channel: tape_frames(tape, channel)
     return tape
 
 
