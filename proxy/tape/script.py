@@ -55,7 +55,7 @@ from .tape import (
     Series,
     Tape,
     TapeError,
-    _asked_symbols,
+    asked_symbols,
     build_steps,
     error,
     json_response,
@@ -315,7 +315,7 @@ class ScriptedRest:
     ) -> RawResponse | None:
         if path not in KNOWN_PATHS:
             return None
-        asked = _asked_symbols(params)
+        asked = asked_symbols(params)
         if any(s not in self.tape.symbols for s in asked):
             return None
         if path == "/api/v3/exchangeInfo":

@@ -142,7 +142,7 @@ class Tape:
             return error(Err.NOT_FOUND)
         if path == "/api/v3/ping":
             return RawResponse(200, b"{}", JSON)
-        pairs = parse_qsl(raw_query, keep_blank_values=True)
+        pairs = query_pairs(raw_query)
         params = dict(pairs)
         norm = tuple(sorted(pairs))
         resp = None
@@ -156,7 +156,7 @@ class Tape:
         return self.miss(method, path, raw_query, params)
 
     def miss(self, method: str, path: str, raw_query: str, params: dict[str, str]) -> RawResponse:
-        asked = _asked_symbols(params)
+        asked = asked_symbols(params)
         unknown = [s for s in asked if s not in self.symbols]
         if unknown:
             return error(Err.INVALID_SYMBOL, f"{unknown[0]} is not in the cassette {self.name}")
@@ -181,7 +181,16 @@ def error(err: Err, detail: str | None = None) -> RawResponse:
     return RawResponse(err.status, ApiError(err, detail).body(), JSON)
 
 
-def _asked_symbols(params: dict[str, str]) -> list[str]:
+# what a client may add to a public request that MEXC ignores there (pymexc signs klines)
+_AUTH_PARAMS = frozenset({"timestamp", "recvWindow", "signature"})
+
+
+def query_pairs(raw_query: str) -> list[tuple[str, str]]:
+    """A public request's parameters, without the authentication ones MEXC ignores."""
+    return [p for p in parse_qsl(raw_query, keep_blank_values=True) if p[0] not in _AUTH_PARAMS]
+
+
+def asked_symbols(params: dict[str, str]) -> list[str]:
     out = []
     if params.get("symbol"):
         out.append(params["symbol"])
@@ -227,7 +236,7 @@ class RecordedRest:
                 assert resp is not None
                 return self._shape(path, resp, params.get("limit"))
         if path in BY_SYMBOL:
-            asked = _asked_symbols(params)
+            asked = asked_symbols(params)
             if asked and all(k in ("symbol", "symbols") for k in params):
                 whole = self.exact.get((path, ()))
                 if whole is not None:
@@ -373,7 +382,7 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
         t = _time_of(it, where)
         if t is None:
             t = _derived_time(upath, resp)
-        rest_items.append((t, upath, tuple(sorted(parse_qsl(query, keep_blank_values=True))), resp))
+        rest_items.append((t, upath, tuple(sorted(query_pairs(query))), resp))
 
     timed = [t for t, *_ in rest_items if t is not None] + [f.t for f in frames]
     start = min(timed) if timed else 0
@@ -384,7 +393,7 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
     pages: dict[str, list[tuple[int, list[Any]]]] = {}
     for t, upath, norm, resp in rest_items:
         params = dict(norm)
-        symbols.update(_asked_symbols(params))
+        symbols.update(asked_symbols(params))
         if resp.status != 200:
             continue
         when = start if t is None else t

@@ -207,3 +207,12 @@ def test_a_gzipped_cassette_loads_as_it_is(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml.gz").write_bytes(b"not gzip")
     with pytest.raises(TapeError, match=r"bad\.yaml\.gz"):
         load_tape(tmp_path / "bad.yaml.gz")
+
+
+def test_a_public_request_matches_without_the_auth_parameters_mexc_ignores() -> None:
+    """pymexc signs klines and avgPrice: timestamp, recvWindow (and the signature, which
+    the sidecar strips) do not make them another request."""
+    tape = load_tape(ROOT / "cassettes" / "demo.yaml")
+    plain = tape.answer("GET", "/api/v3/avgPrice", "symbol=BTCUSDT", tape.start_ms)
+    signed = tape.answer("GET", "/api/v3/avgPrice", "symbol=BTCUSDT&timestamp=1&recvWindow=5", tape.start_ms)
+    assert plain.status == 200 and signed.body == plain.body
