@@ -2,7 +2,8 @@
 
 Resources open in `cleanup_ctx` generators, in dependency order, and close in reverse:
 store (+ migrations) -> upstream session -> service (loads state) -> market watcher ->
-equity recorder (with the dashboard).
+user streams (listenKeys, the /ws hub on the change feed) -> equity recorder (with the
+dashboard).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .service import ModeState, PaperService
 from .store import Store
 from .upstream import HttpTransport, MexcClient, RecordingTransport, ReplayTransport, Transport
 from .watcher import MarketWatcher
+from .ws.listenkeys import ListenKeys
+from .ws.streams import StreamHub
 
 WATCHER = web.AppKey("watcher", MarketWatcher)
 
@@ -137,7 +140,29 @@ def create_app(
         yield
         await recorder.stop()
 
-    app.cleanup_ctx.extend([store_ctx, upstream_ctx, service_ctx, watcher_ctx])
+    async def streams_ctx(app: web.Application) -> AsyncIterator[None]:
+        # after the service: the hub subscribes to its change feed
+        listen_keys = ListenKeys(app[keys.STORE], app[keys.CLOCK])
+        await listen_keys.load()
+        app[keys.LISTEN_KEYS] = listen_keys
+        hub = StreamHub(
+            settings.websocket, app[keys.CLOCK], metrics, listen_keys,
+            lambda: app.get(keys.PUBLIC_CHANNELS),
+        )
+        hub.start(getattr(app[keys.SERVICE], "feed", None))  # (until the feed is wired)
+        app[keys.USER_STREAMS] = hub
+        yield
+        await hub.shutdown()
+
+    async def close_streams(app: web.Application) -> None:
+        # WebSocket handlers run until their connection ends: close them at shutdown,
+        # before aiohttp waits for the handlers (cleanup contexts run only after that)
+        hub = app.get(keys.USER_STREAMS)
+        if hub is not None:
+            await hub.shutdown()
+
+    app.cleanup_ctx.extend([store_ctx, upstream_ctx, service_ctx, watcher_ctx, streams_ctx])
+    app.on_shutdown.append(close_streams)
     if settings.dashboard.enabled:
         app.cleanup_ctx.append(equity_ctx)
     app.add_routes(admin.ADMIN_ROUTES)

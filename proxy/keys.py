@@ -12,6 +12,8 @@ from .service import ModeState, PaperService
 from .store import Store
 from .upstream import MexcClient
 from .ws.channels import PublicChannels
+from .ws.listenkeys import ListenKeys
+from .ws.streams import StreamHub
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -30,3 +32,6 @@ PNL = web.AppKey("pnl", PnlCache)
 DASHBOARD_SECRET = web.AppKey("dashboard_secret", bytes)
 # what serves public WebSocket channels on /ws (the relay of MEXC's stream, or the tape)
 PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
+# user-data-stream listenKeys (/api/v3/userDataStream) and the /ws connections
+LISTEN_KEYS = web.AppKey("listen_keys", ListenKeys)
+USER_STREAMS = web.AppKey("user_streams", StreamHub)
