@@ -69,12 +69,13 @@ def apply_cli(settings: Settings, args: argparse.Namespace) -> Settings:
     return replace(settings, server=server, upstream=upstream)
 
 
-def startup_line(settings: Settings) -> str:
+def startup_line(settings: Settings, mode: str | None = None) -> str:
+    """`mode`: the runtime mode (a persisted switch to paper overrides an armed live)."""
     up = settings.upstream
     upstream = f"replay:{up.replay_path}" if up.replay_path else up.base_url
     keys = ",".join(mask_key(a.api_key) for a in settings.accounts) or "-"
     return (
-        f"mexc-paper {__version__} started mode={settings.mode.upper()} "
+        f"mexc-paper {__version__} started mode={(mode or settings.mode).upper()} "
         f"listen=http://{settings.server.host}:{settings.server.port} upstream={upstream}"
         + (f" recording={up.record_path}" if up.record_path else "")
         + f" db={settings.storage.path} accounts={len(settings.accounts)} keys={keys}"
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
 
     async def announce(_app: web.Application) -> None:
-        log.info(startup_line(settings))
+        log.info(startup_line(settings, mode_state.current))
         # What exists now (modules, config, the loaded state) lives as long as the process:
         # move it out of the cyclic GC's reach so full collections stay short (they were
         # the largest latency spikes under load, docs/benchmarks.md). Refcounting still

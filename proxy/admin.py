@@ -96,7 +96,7 @@ async def positions(request: web.Request, account_id: int) -> list[dict[str, Any
         p = ledger.positions[symbol]
         if not p.qty:
             continue
-        price = await service.upstream.last_price(symbol)
+        price = await service.symbol_price(symbol)
         out.append({
             "asset": p.base,
             "symbol": symbol,
