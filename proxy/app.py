@@ -149,7 +149,7 @@ def create_app(
             settings.websocket, app[keys.CLOCK], metrics, listen_keys,
             lambda: app.get(keys.PUBLIC_CHANNELS),
         )
-        hub.start(getattr(app[keys.SERVICE], "feed", None))  # (until the feed is wired)
+        hub.start(app[keys.SERVICE].feed)
         app[keys.USER_STREAMS] = hub
         yield
         await hub.shutdown()

@@ -187,11 +187,23 @@ class Connection:
     async def _close(self, code: int, reason: str) -> None:
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_S)
+            if self.ws.close_code == WSCloseCode.ABNORMAL_CLOSURE:
+                self._abort()  # no close frame back in time: aiohttp's close() would linger
         except (TimeoutError, ConnectionError, RuntimeError):
-            # the client does not take the close frame (a reader that stopped reading)
-            transport = self.request.transport
-            if transport is not None:
-                transport.abort()
+            self._abort()  # the client does not take the close frame
+        except asyncio.CancelledError:
+            # the writer we cancelled was waiting for the socket to drain, and so was
+            # close(): aiohttp's shared drain waiter is cancelled with it
+            self._abort()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+
+    def _abort(self) -> None:
+        """Drop the TCP connection (what is still buffered for the client with it)."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
 
     async def finish(self) -> None:
         """After the receive loop ended: stop writing, let a close under way finish."""
