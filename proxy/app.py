@@ -23,6 +23,7 @@ from .service import ModeState, PaperService
 from .store import Store
 from .upstream import HttpTransport, MexcClient, RecordingTransport, ReplayTransport, Transport
 from .watcher import MarketWatcher
+from .ws import streams
 from .ws.listenkeys import ListenKeys
 from .ws.streams import StreamHub
 
@@ -167,6 +168,8 @@ def create_app(
         app.cleanup_ctx.append(equity_ctx)
     app.add_routes(admin.ADMIN_ROUTES)
     app.add_routes(MEXC_ROUTES)
+    # MEXC's WebSocket on the same listener: user-data streams, public channels relayed
+    app.router.add_get("/ws", streams.handle)
     if settings.dashboard.enabled:
         from .dashboard import create_dashboard_app
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import api
-from .ws import streams
 
 MEXC_ROUTES: list[web.RouteDef] = [
     # local
@@ -36,8 +35,6 @@ MEXC_ROUTES: list[web.RouteDef] = [
     web.get("/api/v3/userDataStream", api.user_data_stream),
     web.put("/api/v3/userDataStream", api.user_data_stream),
     web.delete("/api/v3/userDataStream", api.user_data_stream),
-    # MEXC's WebSocket (user-data streams; public channels relayed)
-    web.get("/ws", streams.handle),
     # everything else under /api/: refused when signed (paper), forwarded when public
     web.route("*", "/api/{tail:.*}", api.fallback),
 ]

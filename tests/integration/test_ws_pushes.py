@@ -244,3 +244,19 @@ async def test_a_write_that_failed_is_never_pushed(
     await service._reloading
     ack = await bot.call("POST", "/api/v3/order", order)
     assert (await stream.push())["privateOrders"]["id"] == ack["orderId"]  # the first push
+
+
+async def test_the_dashboard_lists_each_accounts_connected_streams(
+    aiohttp_client: Any, aiohttp_server: Any, market: FakeMexc, tmp_path: Path, clock: FixedClock
+) -> None:
+    bot = await start(aiohttp_client, aiohttp_server, market, tmp_path, clock)
+    key = await bot.listen_key()
+    stream = await Stream.open(bot.client, key)
+    assert (await stream.subscribe([ORDERS, DEALS]))["code"] == 0
+    html = await (await bot.client.get("/dashboard/?account=1")).text()
+    section = html.split('data-section="streams"', 1)[1].split("</section>", 1)[0]
+    assert "1 connected, 1 valid listenKey" in section
+    assert f"{key[:4]}...{key[-4:]}" in section and key not in html
+    assert "deals, orders" in section
+    state = await (await bot.client.get("/dashboard/api/state?account=2")).json()
+    assert "0 connected, 0 valid listenKeys" in state["html"]["streams"]
