@@ -63,6 +63,14 @@ def limit_orders(host: str, key: str, secret: str, offset: int = 0) -> Callable[
     return build
 
 
+def session_for_streams(timeout_s: float) -> aiohttp.ClientSession:
+    """No connection limit: every open WebSocket holds one of the session's connections
+    (aiohttp's default of 100 would stall the 101st stream)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=timeout_s)
+    )
+
+
 async def listen_key(session: aiohttp.ClientSession, base: str, key: str, secret: str) -> str:
     q = ccxt_query({}, secret)
     async with session.post(f"{base}/api/v3/userDataStream?{q}", headers={"X-MEXC-APIKEY": key}) as r:
@@ -107,7 +115,7 @@ async def ack_to_push(base: str, host: str, port: int, placers: int, streams: in
     perf = time.perf_counter
     pushed: dict[str, float] = {}
     acked: dict[str, tuple[float, float]] = {}  # order id -> (request sent, ack received)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with session_for_streams(60) as session:
         socks: list[aiohttp.ClientWebSocketResponse] = []
         for i in range(max(streams, placers)):  # stream i follows account i
             k, s = account(i)
@@ -168,7 +176,7 @@ async def idle_streams(
 ) -> tuple[float, float]:
     """RSS of the sidecar (MB) before and with `streams` connected, subscribed, idle
     streams (spread over `accounts` accounts, 5 per listenKey)."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+    async with session_for_streams(120) as session:
         await asyncio.sleep(0.5)
         before = rss()
         keys: list[str] = []

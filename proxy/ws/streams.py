@@ -333,7 +333,6 @@ class Connection:
                 over, protocol.TOO_MANY_SUBSCRIPTIONS.format(limit=MAX_SUBSCRIPTIONS), ctl.id))
         if not self.subs:
             self.unsubscribed_since = asyncio.get_running_loop().time()
-        self.hub.subscriptions_changed()
 
     def _unsubscribe(self, ctl: protocol.Control) -> None:
         public = self.hub.public_channels()
@@ -351,7 +350,6 @@ class Connection:
         if had and not self.subs:
             self.unsubscribed_since = asyncio.get_running_loop().time()
         self.offer(protocol.answer(",".join(ctl.params), ctl.id))
-        self.hub.subscriptions_changed()
 
 
 class StreamHub:
@@ -370,7 +368,6 @@ class StreamHub:
         self._by_key: dict[str, set[Connection]] = {}
         self._unsubscribe_feed: Callable[[], None] | None = None
         self._expiry: asyncio.Task[None] | None = None
-        self.subscriptions = {"private": 0, "public": 0}
         self.count_push = LabelledCounter(metrics.ws_pushes).inc
         self.count_disconnect = LabelledCounter(metrics.ws_disconnects).inc
         metrics.ws_connections.labels("private").set_function(
@@ -440,7 +437,9 @@ class StreamHub:
         """No more pushes to `conn` (it is closing)."""
         self.detach_private(conn)
 
-    def subscriptions_changed(self) -> None:
+    @property
+    def subscriptions(self) -> dict[str, int]:
+        """Subscriptions on open connections, by kind (read when /metrics is scraped)."""
         private = public = 0
         for c in self.connections:
             for sink in c.subs.values():
@@ -448,7 +447,7 @@ class StreamHub:
                     private += 1
                 else:
                     public += 1
-        self.subscriptions = {"private": private, "public": public}
+        return {"private": private, "public": public}
 
     # ------------------------------------------------------------------ connections
     def connections_of_key(self, key: str) -> int:
@@ -473,7 +472,6 @@ class StreamHub:
                 conns.discard(conn)
                 if not conns:
                     del self._by_key[conn.key]
-        self.subscriptions_changed()
 
     def _key_ended(self, key: str, why: str) -> None:
         for conn in list(self._by_key.get(key, ())):
