@@ -331,9 +331,12 @@ class Bench:
             for variant, label in variants.items():
                 wd = self.fresh_dir(f"ws-{variant}")
                 with Sidecar(wsb.ws_config(wd, up.port, accounts), wd) as sc:
+                    cpu0 = cpu_s(sc.pid)
                     res, cut = run(wsb.placement(f"http://{HOST}:{sc.port}", f"{HOST}:{sc.port}", sc.port,
                                                  variant, 32, p.duration_s, p.warmup_s))
+                    cpu = cpu_s(sc.pid) - cpu0
                 s = check(res, f"orders, {label}")
+                r.add(sec, f"sidecar CPU per order, 32 clients, {label}", "us", 1e6 * cpu / s.total)
                 rates[variant] = s.rate
                 log(f"ws rep {rep + 1} {label}: {s.rate:.0f} orders/s, p99 {s.p99_ms:.1f} ms"
                     + (f" (cut off as a slow reader by the end: {cut > 0})" if variant == "silent" else ""))

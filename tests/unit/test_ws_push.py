@@ -350,8 +350,8 @@ def test_remain_amount_matches_mexcs_market_buy_sample() -> None:
     2.014: remainAmount "0.092" (reference 9.2)."""
     o = _order(OrderStatus.FILLED, type_=OrderType.MARKET, price="0.001053", qty="2000",
                executed="2000", cumm="2.014")
-    body = push.orders_body(push.OrderStep(o, OrderStatus.FILLED, o.executed_qty, o.cumm_quote_qty))
-    assert (body.remainAmount, body.amount, body.avgPrice, body.remainQuantity) == (
+    body = push.orders_fields(push.OrderStep(o, OrderStatus.FILLED, o.executed_qty, o.cumm_quote_qty))
+    assert (body["remainAmount"], body["amount"], body["avgPrice"], body["remainQuantity"]) == (
         "0.092", "0", "0.001007", "0")
 
 
