@@ -1,4 +1,9 @@
-"""`python -m proxy [--config PATH] [--host H] [--port P]`: run the sidecar."""
+"""`python -m proxy [--config PATH] [--host H] [--port P]`: run the sidecar.
+
+Also `--replay CASSETTE`, `--record CASSETTE` and `--db PATH`. A replay keeps its own
+database unless `--db` names one (`replay_db_path`): a recorded market's orders never mix
+with a live-market session's.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ import logging
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__, keys, logsetup
+from . import __version__, keys, listen, logsetup
 from .accesslog import SafeAccessLogger
 from .app import create_app
 from .config import ConfigError, Settings, load_settings, mask_key, resolve_config_path
@@ -45,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CASSETTE",
         help="record every public upstream answer to this cassette while running",
     )
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite database for this run (overrides storage.path; a replay's default is "
+        "paper-replay-<cassette name>.sqlite3 next to storage.path)",
+    )
     p.add_argument("--version", action="version", version=f"mexc-paper {__version__}")
     return p
 
@@ -66,7 +78,20 @@ def apply_cli(settings: Settings, args: argparse.Namespace) -> Settings:
         if upstream.replay_path:
             raise ConfigError("--record: cannot record while replaying")
         upstream = replace(upstream, record_path=args.record)
-    return replace(settings, server=server, upstream=upstream)
+    storage = settings.storage
+    if args.db:
+        storage = replace(storage, path=args.db)
+    elif upstream.replay_path and storage.path != ":memory:":
+        # A recording is a live-market session: it keeps the normal database. A replay
+        # is another market (the past, on repeat): its orders get their own database, or
+        # they would show up in the next live-market session.
+        storage = replace(storage, path=replay_db_path(storage.path, upstream.replay_path))
+    return replace(settings, server=server, upstream=upstream, storage=storage)
+
+
+def replay_db_path(db_path: str, cassette: str) -> str:
+    """`paper-replay-<cassette stem>.sqlite3` in the folder of the configured database."""
+    return os.path.join(os.path.dirname(db_path), f"paper-replay-{Path(cassette).stem}.sqlite3")
 
 
 def startup_line(settings: Settings, mode: str | None = None) -> str:
@@ -97,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.logging.level,
         settings.logging.format,
         lambda: mode_state.current,
-        [a.api_key for a in settings.accounts] + [a.secret_key for a in settings.accounts],
+        settings.secrets(),
     )
     try:
         import uvloop  # optional: pip install 'mexc-paper[fast]'
@@ -116,13 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         gc.freeze()
 
     app.on_startup.append(announce)
-    web.run_app(
+    # web.run_app, with connections bounded (server.max_connections)
+    listen.serve(
         app,
-        host=settings.server.host,
-        port=settings.server.port,
+        settings.server.host,
+        settings.server.port,
+        settings.server.max_connections,
         access_log=logging.getLogger("aiohttp.access") if settings.logging.access_log else None,
         access_log_class=SafeAccessLogger,
-        print=None,
         shutdown_timeout=2.0,
     )
     log.info("mexc-paper stopped")

@@ -347,6 +347,13 @@ def _is_json(body: bytes, framed: bool = True) -> bool:
 
 
 class MexcClient:
+    # most answers kept in the TTL cache (and parsed values kept); beyond it the expired
+    # ones go first, then the oldest. Keys are (path, query) and bots choose the query:
+    # callers pass only the parameters that matter (api.passthrough), this is the bound.
+    cache_max = 256
+    # every this many insertions the expired entries are dropped even below the bound
+    _SWEEP_EVERY = 64
+
     def __init__(
         self,
         transport: Transport,
@@ -366,12 +373,45 @@ class MexcClient:
         self._cache: dict[tuple[str, str], tuple[float, RawResponse]] = {}
         self._parsed: dict[tuple[str, str], tuple[RawResponse, Any]] = {}
         self._market_key_cache: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {}
+        # health (/healthz): the last error, the last usable answer, and since when the
+        # upstream has been down (None while it answers); an outage is logged once when it
+        # starts and once when it ends, never per failed call
         self.last_error: str | None = None
         self.last_ok_ms: int | None = None
+        self.down_since_ms: int | None = None
+        self._down_since = 0.0  # time.monotonic() of down_since_ms, for the outage's length
         self.calls = 0
+        self.monotonic = time.monotonic  # the cache's clock (tests move it)
+        self._inserts = 0
 
     def _now_ms(self) -> int:
         return self._clock.now_ms() if self._clock is not None else time.time_ns() // 1_000_000
+
+    # the failures that mean the upstream is down (not answering usably): refused or reset
+    # connections, timeouts, 5xx answers, bodies that are not MEXC's. A replay's missing
+    # recording or an unknown symbol is an answer about one request, not an outage.
+    _OUTAGE_KINDS = frozenset({"connect", "timeout", "http", "shape"})
+
+    def _failed(self, kind: str, reason: str) -> None:
+        self.last_error = reason
+        if kind in self._OUTAGE_KINDS and self.down_since_ms is None:
+            self.down_since_ms = self._now_ms()
+            self._down_since = time.monotonic()
+            log.warning(
+                "upstream %s is down (%s): public calls and orders that need market data fail "
+                "until it answers again (logged once; /healthz says degraded meanwhile)",
+                self.settings.replay_path or self.settings.base_url, reason,
+            )
+
+    def _answered(self) -> None:
+        if self.down_since_ms is not None:
+            log.warning(
+                "upstream %s answers again after %.1f s down",
+                self.settings.replay_path or self.settings.base_url, time.monotonic() - self._down_since,
+            )
+            self.down_since_ms = None
+        self.last_ok_ms = self._now_ms()
+        self.last_error = None
 
     async def close(self) -> None:
         for fut in list(self._inflight.values()):
@@ -386,7 +426,7 @@ class MexcClient:
         try:
             resp = await self.transport.request("GET", path, raw_query)
         except UpstreamError as exc:
-            self.last_error = f"{exc.kind}: {exc}"
+            self._failed(exc.kind, f"{exc.kind}: {exc}")
             if self.metrics is not None:
                 self.metrics.upstream_errors.labels(label, exc.kind).inc()
             raise
@@ -400,15 +440,14 @@ class MexcClient:
                 "shape", f"upstream {path} answered {resp.status} with a body that is not JSON",
                 status=resp.status,
             )
-            self.last_error = f"shape: {exc}"
+            self._failed("shape", f"shape: {exc}")
             if self.metrics is not None:
                 self.metrics.upstream_errors.labels(label, "shape").inc()
             raise exc
         if resp.status < 500:
-            self.last_ok_ms = self._now_ms()
-            self.last_error = None
+            self._answered()
         else:
-            self.last_error = f"http {resp.status}"
+            self._failed("http", f"http {resp.status}: upstream {path} answered {resp.status}")
             if self.metrics is not None:
                 self.metrics.upstream_errors.labels(label, "http5xx").inc()
         return resp
@@ -418,8 +457,10 @@ class MexcClient:
         key = (path, raw_query)
         if ttl_ms:
             hit = self._cache.get(key)
-            if hit is not None and hit[0] > time.monotonic():
-                return hit[1]
+            if hit is not None:
+                if hit[0] > self.monotonic():
+                    return hit[1]
+                del self._cache[key]
         fut = self._inflight.get(key)
         if fut is None:
             fut = asyncio.ensure_future(self._fetch(path, raw_query))
@@ -427,8 +468,27 @@ class MexcClient:
             fut.add_done_callback(lambda _f, k=key: self._inflight.pop(k, None))
         resp = await asyncio.shield(fut)
         if ttl_ms and resp.status == 200:
-            self._cache[key] = (time.monotonic() + ttl_ms / 1000, resp)
+            self._cache.pop(key, None)  # (re)inserted last: the order is the age
+            self._cache[key] = (self.monotonic() + ttl_ms / 1000, resp)
+            self._inserted()
         return resp
+
+    def _inserted(self) -> None:
+        """Keep the caches bounded: every `_SWEEP_EVERY` insertions, or when one is over
+        `cache_max`, drop expired answers, then the oldest, and the parsed values of
+        answers no longer cached."""
+        self._inserts += 1
+        cache, parsed = self._cache, self._parsed
+        over = len(cache) > self.cache_max or len(parsed) > self.cache_max
+        if not over and self._inserts % self._SWEEP_EVERY:
+            return
+        now = self.monotonic()
+        for key in [k for k, (until, _) in cache.items() if until <= now]:
+            del cache[key]
+        for key in list(cache)[: max(0, len(cache) - self.cache_max)]:
+            del cache[key]
+        for key in [k for k, (resp, _) in parsed.items() if cache.get(k, (0, None))[1] is not resp]:
+            del parsed[key]
 
     async def forward(
         self,
@@ -439,7 +499,16 @@ class MexcClient:
         headers: Mapping[str, str],
     ) -> RawResponse:
         """Live passthrough of a signed request, unchanged. Never used in paper mode."""
-        return await self.transport.request(method, path, raw_query, body, headers)
+        try:
+            resp = await self.transport.request(method, path, raw_query, body, headers)
+        except UpstreamError as exc:
+            self._failed(exc.kind, f"{exc.kind}: {exc}")
+            raise
+        if resp.status < 500:
+            self._answered()
+        else:
+            self._failed("http", f"http {resp.status}: upstream {path} answered {resp.status}")
+        return resp
 
     # ---- parsed, for the engine ----
     @staticmethod
@@ -477,6 +546,8 @@ class MexcClient:
         except ShapeError as exc:
             raise UpstreamError("shape", f"upstream {path}: {exc}") from None
         self._parsed[key] = (resp, value)
+        if len(self._parsed) > self.cache_max:
+            self._inserted()
         return value
 
     async def rules(self, symbol: str) -> SymbolRules:
@@ -515,7 +586,7 @@ class MexcClient:
         if not self.settings.market_cache_ms:
             return None
         keys = self._market_keys(symbol)
-        now = time.monotonic()
+        now = self.monotonic()
         values = []
         for key in keys:
             hit = self._cache.get(key)

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_upstream import FakeMexc
 from mexc_client import ccxt_query
+from skip_policy import pytest_runtest_makereport  # noqa: F401  (CI fails on undeclared skips)
 
 from proxy.accesslog import SafeAccessLogger
 from proxy.app import create_app
@@ -189,8 +190,7 @@ def no_secrets_in_logs() -> Any:
     original_init, original_auth = PaperService.__init__, api.authenticate
 
     def init(self: PaperService, settings: Settings, *args: Any, **kw: Any) -> None:
-        for acct in settings.accounts:
-            used.update((acct.api_key, acct.secret_key))
+        used.update(settings.secrets())  # keys, secrets and the admin token
         original_init(self, settings, *args, **kw)
 
     async def authenticate(request: web.Request) -> Any:
