@@ -3,10 +3,11 @@ the memory of idle streams, and what a reader that stops reading costs the order
 
 The sidecar runs as in the other benchmarks (its own process, persistence FULL), with
 `accounts` bench accounts (account i: key `mx0vglbenchws<i>`), the websocket idle timeout
-off (a stream here may stay quiet longer than MEXC's 60 s) and the market watcher as
-configured. This process is the client: REST orders on raw keep-alive connections
-(bench/loadgen.py), streams with aiohttp's WebSocket client, frames decoded with the
-sidecar's own protobuf classes.
+off (a stream here may stay quiet longer than MEXC's 60 s), `server.max_connections`
+4096 (each stream is an open connection) and the market watcher as configured. This
+process is the client: REST orders on raw keep-alive connections (bench/loadgen.py),
+streams with aiohttp's WebSocket client, frames decoded with the sidecar's own protobuf
+classes.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def ws_config(workdir: Path, upstream_port: int, accounts: int) -> Path:
         for i in range(accounts) for k, s in [account(i)]
     ]
     cfg["websocket"] = {"idle_timeout_s": 0}
+    # every stream is an open connection: 1,000 of them need more than the default 512
+    cfg["server"]["max_connections"] = 4096
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path
 
