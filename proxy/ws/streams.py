@@ -158,7 +158,7 @@ class Connection:
                 self.frames_sent += len(frames)
                 if frames:
                     self.last_activity = loop.time()
-        except (ConnectionError, RuntimeError):  # the socket went away: the reader sees it too
+        except ConnectionError:  # the socket went away: the reader sees it too
             return
         except asyncio.CancelledError:
             raise
@@ -204,6 +204,11 @@ class Connection:
         transport = self.request.transport
         if transport is not None:
             transport.abort()
+
+    @property
+    def closer(self) -> asyncio.Task[None] | None:
+        """The task sending our close frame, once `cut_off` started one."""
+        return self._closer
 
     async def finish(self) -> None:
         """After the receive loop ended: stop writing, let a close under way finish."""
@@ -396,7 +401,7 @@ class StreamHub:
             self._expiry = None
         for conn in list(self.connections):
             conn.cut_off(WSCloseCode.GOING_AWAY, "server shutting down", "shutdown")
-        closers = [c._closer for c in list(self.connections) if c._closer is not None]
+        closers = [c.closer for c in list(self.connections) if c.closer is not None]
         if closers:
             await asyncio.wait(closers, timeout=CLOSE_TIMEOUT_S + 1)
 
