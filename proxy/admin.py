@@ -2,8 +2,9 @@
 fund, set a balance, mode), plus /healthz and /metrics. Never under /api/v3.
 
 State changes need `Content-Type: application/json` (a cross-site form cannot send it
-without a CORS preflight, which we never grant) and, whenever the server listens on a
-non-loopback address, the admin token (`X-Admin-Token` or `Authorization: Bearer`).
+without a CORS preflight, which we never grant) and the admin token (`X-Admin-Token` or
+`Authorization: Bearer`) whenever one is configured; without one, only a request that
+reached a loopback address (proxy/listener.py) may change state.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, jsonutil, keys
-from .config import is_loopback, mask_key
+from . import __version__, jsonutil, keys, listener
+from .config import mask_key
 
 JSON = "application/json"
 
@@ -29,8 +30,9 @@ def admin_token_ok(request: web.Request) -> bool:
     settings = request.config_dict[keys.SETTINGS]
     token = settings.server.admin_token
     if token is None:
-        # without a token, only a loopback listener accepts state changes
-        return is_loopback(settings.server.host)
+        # without a token, only a request that reached a loopback address may change state
+        # (proxy/listener.py: decided by this request's connection, on either listener)
+        return listener.arrived_on_loopback(request)
     given = request.headers.get("X-Admin-Token", "")
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):

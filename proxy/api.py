@@ -66,7 +66,7 @@ def upstream_response(resp: RawResponse) -> web.Response:
 def upstream_failure(exc: UpstreamError) -> ApiError:
     if exc.kind == "timeout":
         return ApiError(Err.GATEWAY_TIMEOUT)
-    if exc.kind == "replay":
+    if exc.kind in ("replay", "loop"):
         return ApiError(Err.SERVICE_UNAVAILABLE, str(exc))
     return ApiError(Err.SERVICE_UNAVAILABLE)
 

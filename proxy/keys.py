@@ -7,6 +7,7 @@ from aiohttp import web
 from .clock import Clock
 from .config import Settings
 from .equity import EquityRecorder, PnlCache
+from .loopguard import LoopGuard
 from .metrics import Metrics
 from .service import ModeState, PaperService
 from .store import Store
@@ -30,3 +31,5 @@ PNL = web.AppKey("pnl", PnlCache)
 DASHBOARD_SECRET = web.AppKey("dashboard_secret", bytes)
 # what serves public WebSocket channels on /ws (the relay of MEXC's stream, or the tape)
 PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
+# this process's loop protection: the mark its upstream requests carry, its listeners
+LOOP_GUARD = web.AppKey("loop_guard", LoopGuard)
