@@ -1,5 +1,9 @@
 """`python -m proxy [--config PATH] [--host H] [--port P]`: run the sidecar.
 
+Also `--replay CASSETTE`, `--record CASSETTE` and `--db PATH`. A replay keeps its own
+database unless `--db` names one (`replay_db_path`): a recorded market's orders never mix
+with a live-market session's.
+
 `python -m proxy ca [--config PATH] [--out FILE]`: print (or write) the local CA
 certificate a client must trust for the TLS listener; the CA is made if none exists yet.
 """
@@ -52,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CASSETTE",
         help="record every public upstream answer to this cassette while running",
     )
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite database for this run (overrides storage.path; a replay's default is "
+        "paper-replay-<cassette name>.sqlite3 next to storage.path)",
+    )
     p.add_argument("--version", action="version", version=f"mexc-paper {__version__}")
     return p
 
@@ -75,14 +85,30 @@ def apply_cli(settings: Settings, args: argparse.Namespace) -> Settings:
         if upstream.replay_path:
             raise ConfigError("--record: cannot record while replaying")
         upstream = replace(upstream, record_path=args.record)
-    return replace(settings, server=server, upstream=upstream)
+    storage = settings.storage
+    if args.db:
+        storage = replace(storage, path=args.db)
+    elif upstream.replay_path and storage.path != ":memory:":
+        # A recording is a live-market session: it keeps the normal database. A replay
+        # is another market (the past, on repeat): its orders get their own database, or
+        # they would show up in the next live-market session.
+        storage = replace(storage, path=replay_db_path(storage.path, upstream.replay_path))
+    return replace(settings, server=server, upstream=upstream, storage=storage)
+
+
+def replay_db_path(db_path: str, cassette: str) -> str:
+    """`paper-replay-<cassette stem>.sqlite3` in the folder of the configured database."""
+    return os.path.join(os.path.dirname(db_path), f"paper-replay-{Path(cassette).stem}.sqlite3")
 
 
 def startup_line(
-    settings: Settings, bound: list[serve.Bound] | None = None, tls: TlsServer | None = None
+    settings: Settings,
+    mode: str | None = None,
+    bound: list[serve.Bound] | None = None,
+    tls: TlsServer | None = None,
 ) -> str:
-    """One line: mode, every listener (as bound: a port 0 shows the port it got), upstream,
-    database, accounts."""
+    """One line: the runtime `mode` (a persisted switch to paper overrides an armed live),
+    every listener (as bound: a port 0 shows the port it got), upstream, database, accounts."""
     up = settings.upstream
     upstream = f"replay:{up.replay_path}" if up.replay_path else up.base_url
     keys = ",".join(mask_key(a.api_key) for a in settings.accounts) or "-"
@@ -95,7 +121,7 @@ def startup_line(
     else:
         listen = f"http://{settings.server.host}:{settings.server.port}"
     return (
-        f"mexc-paper {__version__} started mode={settings.mode.upper()} "
+        f"mexc-paper {__version__} started mode={(mode or settings.mode).upper()} "
         f"listen={listen}"
         + (f" tls={tls.describe}" if tls is not None else "")
         + f" upstream={upstream}"
@@ -190,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     def announce(bound: list[serve.Bound]) -> None:
-        log.info(startup_line(settings, bound, tls))
+        log.info(startup_line(settings, mode_state.current, bound, tls))
         # What exists now (modules, config, the loaded state) lives as long as the process:
         # move it out of the cyclic GC's reach so full collections stay short (they were
         # the largest latency spikes under load, docs/benchmarks.md). Refcounting still
