@@ -418,15 +418,18 @@ class MexcClient:
         return self._clock.now_ms() if self._clock is not None else time.time_ns() // 1_000_000
 
     # the failures that mean the upstream is down (not answering usably): refused or reset
-    # connections, timeouts, 5xx answers, bodies that are not MEXC's. A replay's missing
-    # recording or an unknown symbol is an answer about one request, not an outage.
-    _OUTAGE_KINDS = frozenset({"connect", "timeout", "http", "shape"})
+    # connections, timeouts, 5xx answers, bodies that are not MEXC's, and a loop back to this
+    # sidecar (proxy/loopguard.py, which logs that itself, once, naming the cause). A replay's
+    # missing recording or an unknown symbol is an answer about one request, not an outage.
+    _OUTAGE_KINDS = frozenset({"connect", "timeout", "http", "shape", "loop"})
 
     def _failed(self, kind: str, reason: str) -> None:
         self.last_error = reason
         if kind in self._OUTAGE_KINDS and self.down_since_ms is None:
             self.down_since_ms = self._now_ms()
             self._down_since = time.monotonic()
+            if kind == "loop":
+                return
             log.warning(
                 "upstream %s is down (%s): public calls and orders that need market data fail "
                 "until it answers again (logged once; /healthz says degraded meanwhile)",

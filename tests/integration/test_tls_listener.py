@@ -280,7 +280,7 @@ async def test_loop_by_address_answers_the_clear_error_without_connecting(
     s = replace(s, upstream=UpstreamSettings(
         base_url=f"https://api.mexc.com:{tls_port}", timeout_s=2, connect_timeout_s=1,
         market_cache_ms=0, resolve={"api.mexc.com": "127.0.0.1"}))
-    caplog.set_level(logging.WARNING, "proxy.loopguard")
+    caplog.set_level(logging.WARNING)
     async with Served(s, clock) as served, session(served.trusting()) as http:
         for base in (f"http://127.0.0.1:{served.port('http')}", f"https://localhost:{tls_port}"):
             for path in ("/api/v3/ping", "/api/v3/depth?symbol=BTCUSDT"):
@@ -293,8 +293,14 @@ async def test_loop_by_address_answers_the_clear_error_without_connecting(
                 assert "leads back to this sidecar" in body["msg"]
         guard = served.app[keys.LOOP_GUARD]
         assert guard.detections == 4
-    lines = [r for r in caplog.records if r.name == "proxy.loopguard"]
-    assert len(lines) == 1
+        # the upstream counts as down, for the loop's reason
+        async with http.get(f"http://127.0.0.1:{served.port('http')}/healthz") as r:
+            health = await r.json()
+        assert (r.status, health["status"], health["upstream"]["ok"]) == (200, "degraded", False)
+        assert "upstream loop" in health["reasons"][0]
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING and "loop" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].name == "proxy.loopguard"
     assert "api.mexc.com resolves to 127.0.0.1:" in lines[0].getMessage()
 
 
@@ -305,7 +311,7 @@ async def test_loop_by_mark_a_request_of_our_own_upstream_client_is_refused(
     with this process's mark, is refused with 508, and the caller gets the 503."""
     port = free_port()
     s = tls_settings(tmp_path, f"http://127.0.0.1:{port}", port=port)
-    caplog.set_level(logging.WARNING, "proxy.loopguard")
+    caplog.set_level(logging.WARNING)
     async with Served(s, clock) as served, session() as http:
         guard = served.app[keys.LOOP_GUARD]
         guard.listening = []  # as if the loop went through an address we do not listen on
@@ -326,5 +332,6 @@ async def test_loop_by_mark_a_request_of_our_own_upstream_client_is_refused(
         async with http.get(f"{base}/healthz", headers={LOOP_HEADER: "0" * 32}) as r:
             assert r.status == 200
         assert guard.detections == 4  # each looped call once (on arrival), then the direct one
-    lines = [r for r in caplog.records if r.name == "proxy.loopguard"]
-    assert len(lines) == 1 and "public calls answer 503" in lines[0].getMessage()
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING and "loop" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].name == "proxy.loopguard" and "public calls answer 503" in lines[0].getMessage()
