@@ -20,7 +20,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__, keys, logsetup, serve
+from . import __version__, keys, listen, logsetup
 from .accesslog import SafeAccessLogger
 from .app import create_app
 from .config import ConfigError, Settings, load_settings, mask_key, resolve_config_path
@@ -104,7 +104,7 @@ def replay_db_path(db_path: str, cassette: str) -> str:
 def startup_line(
     settings: Settings,
     mode: str | None = None,
-    bound: list[serve.Bound] | None = None,
+    bound: list[listen.Bound] | None = None,
     tls: TlsServer | None = None,
 ) -> str:
     """One line: the runtime `mode` (a persisted switch to paper overrides an armed live),
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.logging.level,
         settings.logging.format,
         lambda: mode_state.current,
-        [a.api_key for a in settings.accounts] + [a.secret_key for a in settings.accounts],
+        settings.secrets(),
     )
     try:
         import uvloop  # optional: pip install 'mexc-paper[fast]'
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
 
-    def announce(bound: list[serve.Bound]) -> None:
+    def announce(bound: list[listen.Bound]) -> None:
         log.info(startup_line(settings, mode_state.current, bound, tls))
         # What exists now (modules, config, the loaded state) lives as long as the process:
         # move it out of the cyclic GC's reach so full collections stay short (they were
@@ -224,17 +224,18 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         gc.freeze()
 
+    # web.run_app, on one or two listeners, with connections bounded (server.max_connections)
     try:
-        serve.run(
+        listen.serve(
             app,
             settings,
             tls,
+            announce=announce,
             access_log=logging.getLogger("aiohttp.access") if settings.logging.access_log else None,
             access_log_class=SafeAccessLogger,
-            announce=announce,
             shutdown_timeout=2.0,
         )
-    except serve.ListenError as exc:
+    except listen.ListenError as exc:
         print(f"mexc-paper: cannot start: {exc}", file=sys.stderr)
         return 2
     log.info("mexc-paper stopped")

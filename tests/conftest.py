@@ -152,11 +152,11 @@ def signed(client: TestClient, clock: FixedClock) -> Signer:
 def remote_connection(monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
     """Every request looks as if it reached a non-loopback address of this machine (a
     bot in another container reaching `0.0.0.0`): test servers listen on 127.0.0.1 only,
-    so the connection's local address is replaced where proxy/listener.py reads it."""
-    from proxy import listener
+    so the connection's local address is replaced where proxy/trust.py reads it."""
+    from proxy import trust
 
     address = ("192.0.2.10", 8080)
-    monkeypatch.setattr(listener, "local_address", lambda request: address)
+    monkeypatch.setattr(trust, "local_address", lambda request: address)
     return address
 
 
@@ -202,8 +202,7 @@ def no_secrets_in_logs() -> Any:
     original_init, original_auth = PaperService.__init__, api.authenticate
 
     def init(self: PaperService, settings: Settings, *args: Any, **kw: Any) -> None:
-        for acct in settings.accounts:
-            used.update((acct.api_key, acct.secret_key))
+        used.update(settings.secrets())  # keys, secrets and the admin token
         original_init(self, settings, *args, **kw)
 
     async def authenticate(request: web.Request) -> Any:

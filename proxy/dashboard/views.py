@@ -4,7 +4,7 @@ admin API.
 
 Every state change needs a valid CSRF token (see `csrf`), and the admin token whenever
 `proxy.admin.admin_token_ok` asks for one (always when a token is configured; without one,
-a request that did not reach a loopback address can change nothing, proxy/listener.py).
+a request that did not reach a loopback address can change nothing, proxy/trust.py).
 The CSRF cookie is `Secure` on the TLS listener, and named apart from the plain one's, so a
 browser that uses both on one host name keeps both. The token may come in a
 header, as for the admin API, or in the form's `admin_token` field.
@@ -15,13 +15,14 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from .. import __version__, jsonutil, keys, listener
+from .. import __version__, jsonutil, keys, trust
 from ..admin import admin_token_ok
 from ..service import PaperService
 from ..store import StoreError
@@ -66,25 +67,31 @@ def _service(request: web.Request) -> PaperService:
     return request.config_dict[keys.SERVICE]
 
 
+_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+_MAX_ID = 2**63 - 1  # SQLite's INTEGER: a larger one overflows the query
+
+
+def parse_id(text: str) -> int | None:
+    """An account or event id as URLs carry it: ASCII digits only, the whole value, at
+    most 2^63 - 1; None otherwise (`int()` would take ` 5`, `1_0`, Arabic-Indic digits and 30 digits)."""
+    if not _ID.fullmatch(text):
+        return None
+    n = int(text)
+    return n if n <= _MAX_ID else None
+
+
 def _selected_account(request: web.Request) -> int | None:
     service = _service(request)
     ids = service.account_ids()
     if not ids:
         return None
-    raw = request.query.get("account", "")
-    try:
-        wanted = int(raw)
-    except ValueError:
-        return ids[0]
+    wanted = parse_id(request.query.get("account", ""))
     return wanted if wanted in service.accounts else ids[0]
 
 
 def _account_from_path(request: web.Request) -> int:
-    try:
-        account_id = int(request.match_info["account_id"])
-    except ValueError:
-        raise web.HTTPNotFound(reason="unknown account") from None
-    if account_id not in _service(request).accounts:
+    account_id = parse_id(request.match_info["account_id"])
+    if account_id is None or account_id not in _service(request).accounts:
         raise web.HTTPNotFound(reason="unknown account")
     return account_id
 
@@ -108,7 +115,7 @@ def _page_urls(request: web.Request, acct_q: dict[str, Any]) -> dict[str, str]:
 
 
 def _cookie_nonce(request: web.Request) -> str | None:
-    return request.cookies.get(csrf.cookie_name(listener.is_tls(request)))
+    return request.cookies.get(csrf.cookie_name(trust.is_tls(request)))
 
 
 def _csrf_nonce(request: web.Request) -> tuple[str, bool]:
@@ -125,7 +132,7 @@ def _token_required(request: web.Request) -> bool:
 
 def _changes_possible(request: web.Request) -> bool:
     server = request.config_dict[keys.SETTINGS].server
-    return server.admin_token is not None or listener.arrived_on_loopback(request)
+    return server.admin_token is not None or trust.arrived_on_loopback(request)
 
 
 def _base_context(request: web.Request, page: str, account_id: int | None) -> dict[str, Any]:
@@ -157,7 +164,7 @@ def _render(request: web.Request, template: str, context: dict[str, Any], status
     resp = aiohttp_jinja2.render_template(template, request, context, status=status)
     nonce, fresh = request[CSRF_NONCE]
     if fresh:
-        secure = listener.is_tls(request)
+        secure = trust.is_tls(request)
         resp.set_cookie(
             csrf.cookie_name(secure), nonce, httponly=True, samesite="Strict", secure=secure,
             path=_url(request, "index"),
@@ -262,21 +269,19 @@ async def events(request: web.Request) -> web.Response:
     q = request.query
     filter_account: int | None = None
     if q.get("filter_account", "") not in ("", "all"):
-        try:
-            filter_account = int(q["filter_account"])
-        except ValueError:
-            raise web.HTTPBadRequest(reason="filter_account must be an account id") from None
+        filter_account = parse_id(q["filter_account"])
+        if filter_account is None:
+            raise web.HTTPBadRequest(reason="filter_account must be an account id")
     elif "filter_account" not in q:
         filter_account = account_id
     kind = q.get("kind", "").strip()
-    if kind and (len(kind) > 40 or not all(c.isalnum() or c in "._*" for c in kind)):
+    if kind and (len(kind) > 40 or not kind.isascii() or not all(c.isalnum() or c in "._*" for c in kind)):
         raise web.HTTPBadRequest(reason="kind must look like order.fill or order.*")
     before: int | None = None
     if q.get("before"):
-        try:
-            before = int(q["before"])
-        except ValueError:
-            raise web.HTTPBadRequest(reason="before must be an event id") from None
+        before = parse_id(q["before"])
+        if before is None:
+            raise web.HTTPBadRequest(reason="before must be an event id")
     rows = await service.store.events(filter_account, kind or None, EVENTS_PAGE, before)
     labels = {a: service.label(a) for a in service.account_ids()}
     ctx = _base_context(request, "events", account_id)
@@ -334,7 +339,7 @@ async def settings_page(request: web.Request) -> web.Response:
             }
             for a in service.account_ids()
         ],
-        listen=listener.describe(request),
+        listen=trust.describe(request),
     )
     return _render(request, "settings.html", ctx)
 

@@ -28,7 +28,7 @@ from proxy.app import create_app
 from proxy.clock import FixedClock
 from proxy.config import ServerSettings, Settings, TlsSettings, UpstreamSettings
 from proxy.loopguard import LOOP_HEADER, UpstreamResolver
-from proxy.serve import Bound, start_sites
+from proxy.listen import Bound, start_sites
 from proxy.tls import TlsServer
 
 ECHO = "/ws-echo-test"  # a WebSocket route added for these tests only (GET /ws is issue 15's)
@@ -145,26 +145,28 @@ async def test_wss_upgrades_on_the_tls_listener(served: Served) -> None:
 
 
 async def test_mexc_host_names_serve_no_dashboard_and_no_admin_api(served: Served) -> None:
+    """Under MEXC's names: the MEXC API, /healthz and /metrics, never the dashboard or the
+    admin API (proxy/trust.py); the certificate's configured names are trusted over TLS."""
     tls = f"https://api.mexc.com:{served.port('https')}"
     plain = f"http://127.0.0.1:{served.port('http')}"
     async with session(served.trusting()) as http:
-        for path in ("/dashboard/", "/dashboard/settings", "/"):
+        for path in ("/dashboard/", "/dashboard/settings", "/admin/api/accounts"):
             async with http.get(f"{tls}{path}", allow_redirects=False) as r:
-                assert r.status == 404, path
-                assert "not served under api.mexc.com" in await r.text()
-        async with http.get(f"{tls}/admin/api/accounts") as r:
-            assert r.status == 404
-            assert (await r.json())["error"].startswith("not served under api.mexc.com")
+                assert r.status == 403, path
+                assert "this Host is not served here" in await r.text()
         async with http.post(f"{tls}/admin/api/accounts/1/reset", json={}) as r:
-            assert r.status == 404
+            assert r.status == 403
         for path in ("/healthz", "/metrics", "/api/v3/time"):
             async with http.get(f"{tls}{path}") as r:
                 assert r.status == 200, path
-        # it is the Host that decides, on either listener
+        # the Host decides, on either listener
         async with http.get(f"{plain}/dashboard/", headers={"Host": "wbs-api.mexc.com"}) as r:
-            assert r.status == 404
-        async with http.get(f"{plain}/dashboard/", headers={"Host": "mexc-paper:8080"}) as r:
+            assert r.status == 403
+        # a name of server.tls.names: trusted over TLS only (only our certificate holds it)
+        async with http.get(f"https://mexc-paper:{served.port('https')}/dashboard/") as r:
             assert r.status == 200
+        async with http.get(f"{plain}/dashboard/", headers={"Host": "mexc-paper:8080"}) as r:
+            assert r.status == 403
 
 
 async def test_the_dashboard_cookie_is_secure_on_the_tls_listener_only(served: Served) -> None:
