@@ -27,8 +27,8 @@ from proxy.accesslog import SafeAccessLogger
 from proxy.app import create_app
 from proxy.clock import FixedClock
 from proxy.config import ServerSettings, Settings, TlsSettings, UpstreamSettings
-from proxy.loopguard import LOOP_HEADER, UpstreamResolver
 from proxy.listen import Bound, start_sites
+from proxy.loopguard import LOOP_HEADER, UpstreamResolver
 from proxy.tls import TlsServer
 
 ECHO = "/ws-echo-test"  # a WebSocket route added for these tests only (GET /ws is issue 15's)
