@@ -17,6 +17,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .equity import EquityRecorder, PnlCache
 from .errors import make_error_middleware
+from .loopguard import LoopGuard
 from .metrics import LabelledCounter, Metrics
 from .routes import MEXC_ROUTES
 from .service import ModeState, PaperService
@@ -61,8 +62,14 @@ def create_app(
 ) -> web.Application:
     """Build the app. `transport` replaces the upstream transport (tests)."""
     metrics = Metrics()
+    # this process's loop protection: its mark on every upstream request (proxy/loopguard.py)
+    guard = LoopGuard(settings.upstream.base_url)
     app = web.Application(
-        middlewares=[_metrics_middleware(metrics), make_error_middleware(settings.reraise_unexpected)],
+        middlewares=[
+            guard.middleware(),
+            _metrics_middleware(metrics),
+            make_error_middleware(settings.reraise_unexpected),
+        ],
         client_max_size=settings.server.max_body_bytes,
         handler_args={
             # ccxt sends batchOrders percent-encoded in the query: allow long request lines
@@ -78,6 +85,7 @@ def create_app(
     app[keys.CLOCK] = clock or SystemClock()
     app[keys.METRICS] = metrics
     app[keys.MODE] = ModeState(settings.live_armed)
+    app[keys.LOOP_GUARD] = guard
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.storage.path, settings.storage.synchronous)
@@ -94,11 +102,11 @@ def create_app(
         elif up.replay_path:
             t = ReplayTransport(up.replay_path)
         elif up.record_path:
-            rec = RecordingTransport(HttpTransport(up), up.record_path)
+            rec = RecordingTransport(HttpTransport(up, guard), up.record_path)
             await rec.start()
             t = rec
         else:
-            http = HttpTransport(up)
+            http = HttpTransport(up, guard)
             await http.start()
             t = http
         client = MexcClient(

@@ -7,6 +7,7 @@ from aiohttp import web
 from .clock import Clock
 from .config import Settings
 from .equity import EquityRecorder, PnlCache
+from .loopguard import LoopGuard
 from .metrics import Metrics
 from .service import ModeState, PaperService
 from .store import Store
@@ -35,3 +36,5 @@ PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
 # user-data-stream listenKeys (/api/v3/userDataStream) and the /ws connections
 LISTEN_KEYS = web.AppKey("listen_keys", ListenKeys)
 USER_STREAMS = web.AppKey("user_streams", StreamHub)
+# this process's loop protection: the mark its upstream requests carry, its listeners
+LOOP_GUARD = web.AppKey("loop_guard", LoopGuard)
