@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -26,12 +28,13 @@ from pathlib import Path
 
 from bench import growth, inproc, loadgen, tape
 from bench import requests as rq
-from bench.procs import ROOT, Helper, Sidecar, sidecar_config
+from bench import ws as wsb
+from bench.procs import ROOT, Helper, Sidecar, free_port, sidecar_config
 from bench.report import Report, machine
 from bench.util import cpu_s, rss_mb, run
 
 HOST = "127.0.0.1"
-ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth", "tape")
+ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth", "tls", "ws", "tape")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -48,6 +51,9 @@ class Plan:
     engine_trades: int = 100_000
     walk_orders: int = 2_000
     auth_requests: int = 5_000
+    ws_streams: int = 100  # connected streams while 32 clients place orders
+    ws_idle: int = 1_000  # idle streams for the memory figure
+    ws_placers: tuple[int, ...] = (1, 32)
     tape_trades: int = 100_000
     tape_books: int = 3_600
     tape_orders: int = 100
@@ -58,7 +64,8 @@ class Plan:
         return cls(
             repeat=1, duration_s=0.4, warmup_s=0.1, open_duration_s=0.5,
             growth_sizes=(1_000, 10_000), engine_trades=5_000, walk_orders=100,
-            auth_requests=500, tape_trades=5_000, tape_books=180, tape_orders=20, smoke=True,
+            auth_requests=500, ws_streams=4, ws_idle=20, ws_placers=(1, 2), tape_trades=5_000,
+            tape_books=180, tape_orders=20, smoke=True,
         )
 
 
@@ -91,9 +98,14 @@ class Bench:
         d.mkdir(parents=True)
         return d
 
-    def closed(self, port: int, build: Callable[[], bytes], conc: int, what: str) -> loadgen.RunResult:
+    def closed(
+        self, port: int, build: Callable[[], bytes], conc: int, what: str,
+        tls: loadgen.TlsClient | None = None,
+    ) -> loadgen.RunResult:
         p = self.plan
-        return check(run(loadgen.closed_loop(HOST, port, build, conc, p.duration_s, p.warmup_s)), what)
+        return check(
+            run(loadgen.closed_loop(HOST, port, build, conc, p.duration_s, p.warmup_s, tls=tls)), what
+        )
 
     def opened(self, port: int, build: Callable[[], bytes], rate: int, what: str) -> loadgen.RunResult:
         p = self.plan
@@ -285,12 +297,130 @@ class Bench:
             r.add(sec, "signing.verify alone", "us/request", verify)
         log(f"auth: {self.r.fig(sec, 'authenticate + parse_new_order', 'us/request').median:.1f} us")
 
-    # ------------------------------------------------------------------ 8. tape
+    # ------------------------------------------------------------------ 8. TLS
+    def tls(self, up: Helper) -> None:
+        """The TLS listener next to the plain one. Per request on a kept-alive connection,
+        1 client, both listeners of one sidecar back to back: `GET /api/v3/time` (answered
+        by the sidecar itself, so the difference is TLS alone) and a resting order. Order
+        throughput at 32 clients, plain and TLS, each on a fresh sidecar and database (as
+        in 1). TLS 1.3, ECDSA P-256 leaf from the local CA, the handshake outside the
+        measured window."""
+        r, p = self.r, self.plan
+        sec = "8 TLS listener"
+        for rep in range(p.repeat):
+            wd = self.fresh_dir("tls-latency")
+            tls_port = free_port()
+            with Sidecar(sidecar_config(wd, up.port, tls_port=tls_port), wd) as sc:
+                client = tls_client(wd, tls_port)
+                clock = rq.public_get(f"{HOST}:{sc.port}", "/api/v3/time")
+                plain_t = self.closed(sc.port, clock, 1, "plain GET /api/v3/time")
+                tls_t = self.closed(tls_port, clock, 1, "TLS GET /api/v3/time", tls=client)
+                orders = rq.resting_limit_orders(f"{HOST}:{sc.port}")
+                # alternate which goes first: the first orders of a sidecar are the slowest
+                if rep % 2:
+                    tls_o = self.closed(tls_port, orders, 1, "TLS orders, 1 client", tls=client)
+                    plain_o = self.closed(sc.port, orders, 1, "plain orders, 1 client")
+                else:
+                    plain_o = self.closed(sc.port, orders, 1, "plain orders, 1 client")
+                    tls_o = self.closed(tls_port, orders, 1, "TLS orders, 1 client", tls=client)
+            rates: dict[str, float] = {}
+            cpus: dict[str, float] = {}
+            for scheme in ("plain", "tls"):
+                wd = self.fresh_dir(f"tls-{scheme}-c32")
+                tls_port = free_port()
+                with Sidecar(sidecar_config(wd, up.port, tls_port=tls_port), wd) as sc:
+                    client = tls_client(wd, tls_port)
+                    port, use = (sc.port, None) if scheme == "plain" else (tls_port, client)
+                    cpu0 = cpu_s(sc.pid)
+                    res = self.closed(port, rq.resting_limit_orders(f"{HOST}:{sc.port}"), 32,
+                                      f"{scheme} orders, 32 clients", tls=use)
+                    cpus[scheme] = 1e6 * (cpu_s(sc.pid) - cpu0) / res.total
+                rates[scheme] = res.rate
+            added = tls_t.p50_ms - plain_t.p50_ms
+            log(f"tls rep {rep + 1}: +{added:.3f} ms p50 (time), +{tls_o.p50_ms - plain_o.p50_ms:.3f} ms "
+                f"p50 (order); 32 clients {rates['tls']:.0f}/s TLS vs {rates['plain']:.0f}/s plain")
+            r.add(sec, "GET /api/v3/time p50, plain, 1 client", "ms", plain_t.p50_ms)
+            r.add(sec, "GET /api/v3/time p50, TLS, 1 client", "ms", tls_t.p50_ms)
+            r.add(sec, "TLS added p50 per request (GET /api/v3/time, kept alive)", "ms", added,
+                  target=("< 0.3 ms", lambda v: v < 0.3))
+            r.add(sec, "order p50, plain, 1 client", "ms", plain_o.p50_ms)
+            r.add(sec, "order p50, TLS, 1 client", "ms", tls_o.p50_ms)
+            r.add(sec, "TLS added p50 per order (kept alive)", "ms", tls_o.p50_ms - plain_o.p50_ms)
+            r.add(sec, "orders/s, plain, 32 clients", "orders/s", rates["plain"])
+            r.add(sec, "orders/s, TLS, 32 clients", "orders/s", rates["tls"])
+            r.add(sec, "TLS / plain order throughput, 32 clients", "%", 100 * rates["tls"] / rates["plain"],
+                  target=(">= 70 %", lambda v: v >= 70))
+            r.add(sec, "sidecar CPU per order, plain, 32 clients", "us", cpus["plain"])
+            r.add(sec, "sidecar CPU per order, TLS, 32 clients", "us", cpus["tls"])
+            r.add(sec, "sidecar CPU per order, TLS / plain, 32 clients", "%",
+                  100 * cpus["tls"] / cpus["plain"])
+
+    # ------------------------------------------------------------------ 9. user streams
+    def ws(self, up: Helper) -> None:
+        """User-data streams (bench/ws.py): REST ack -> push on an already-subscribed
+        socket; RSS of idle streams; order placement with and without a stream that
+        stopped reading, alternating in one run."""
+        r, p = self.r, self.plan
+        sec = "9 user streams"
+        accounts = max(p.ws_streams, max(p.ws_placers), 5)
+        for rep in range(p.repeat):
+            for placers in p.ws_placers:
+                streams = 1 if placers == 1 else p.ws_streams
+                wd = self.fresh_dir(f"ws-push-{placers}")
+                with Sidecar(wsb.ws_config(wd, up.port, accounts), wd) as sc:
+                    res = run(wsb.ack_to_push(f"http://{HOST}:{sc.port}", f"{HOST}:{sc.port}", sc.port,
+                                              placers, streams, p.duration_s, p.warmup_s))
+                if res.missing or not res.latencies_ms:
+                    raise SystemExit(f"ws: {res.missing} of {res.acked} acknowledged orders never pushed")
+                what = (f"{placers} client{'s' if placers > 1 else ''}, "
+                        f"{streams} stream{'s' if streams > 1 else ''}")
+                log(f"ws rep {rep + 1} {what}: ack->push p50 {res.pct(0.5):.2f} ms, "
+                    f"p99 {res.pct(0.99):.2f} ms ({res.acked} orders, "
+                    f"{100 * res.before_ack / res.acked:.0f} % pushed before the ack)")
+                tgt = (("< 2 ms", lambda v: v < 2.0) if placers == 1 else ("< 10 ms", lambda v: v < 10.0))
+                r.add(sec, f"ack -> push p50, {what}", "ms", res.pct(0.5))
+                r.add(sec, f"ack -> push p99, {what}", "ms", res.pct(0.99), target=tgt)
+                r.add(sec, f"pushes that arrived before the ack, {what}", "%",
+                      100 * res.before_ack / res.acked)
+                r.add(sec, f"request sent -> push p99, {what}", "ms", res.pct(0.99, res.request_ms))
+                r.add(sec, f"orders/s while pushing, {what}", "orders/s", res.acked / res.duration_s)
+
+            wd = self.fresh_dir("ws-idle")
+            with Sidecar(wsb.ws_config(wd, up.port, accounts), wd) as sc:
+                before, during = run(wsb.idle_streams(f"http://{HOST}:{sc.port}", p.ws_idle, accounts,
+                                                      lambda: rss_mb(sc.pid)))
+            log(f"ws rep {rep + 1}: RSS {before:.0f} MB idle, {during:.0f} MB with {p.ws_idle} streams")
+            r.add(sec, f"RSS added by {p.ws_idle:,} idle streams", "MB", during - before,
+                  target=("< 50 MB", lambda v: v < 50) if p.ws_idle >= 1000 else None)
+            r.add(sec, f"RSS with {p.ws_idle:,} idle streams", "MB", during)
+
+            rates: dict[str, float] = {}
+            variants = {"none": "no stream", "reading": "a stream reading every push",
+                        "silent": "a stream that stopped reading"}
+            for variant, label in variants.items():
+                wd = self.fresh_dir(f"ws-{variant}")
+                with Sidecar(wsb.ws_config(wd, up.port, accounts), wd) as sc:
+                    cpu0 = cpu_s(sc.pid)
+                    res, cut = run(wsb.placement(f"http://{HOST}:{sc.port}", f"{HOST}:{sc.port}", sc.port,
+                                                 variant, 32, p.duration_s, p.warmup_s))
+                    cpu = cpu_s(sc.pid) - cpu0
+                s = check(res, f"orders, {label}")
+                r.add(sec, f"sidecar CPU per order, 32 clients, {label}", "us", 1e6 * cpu / s.total)
+                rates[variant] = s.rate
+                log(f"ws rep {rep + 1} {label}: {s.rate:.0f} orders/s, p99 {s.p99_ms:.1f} ms"
+                    + (f" (cut off as a slow reader by the end: {cut > 0})" if variant == "silent" else ""))
+                r.add(sec, f"orders/s, 32 clients, {label}", "orders/s", s.rate)
+                r.add(sec, f"p99, 32 clients, {label}", "ms", s.p99_ms)
+            r.add(sec, "orders/s: stopped reading / reading", "%", 100 * rates["silent"] / rates["reading"])
+            r.add(sec, "orders/s: stopped reading / no stream", "%", 100 * rates["silent"] / rates["none"])
+            r.add(sec, "orders/s: reading / no stream", "%", 100 * rates["reading"] / rates["none"])
+
+    # ------------------------------------------------------------------ 10. tape
     def tape(self) -> None:
         """One recorded hour (generated, in --record's format) replayed in step mode to
         its end with resting orders; the pytest fixture's start-up and teardown."""
         r, p = self.r, self.plan
-        sec = "8 replay on tape time"
+        sec = "10 replay on tape time"
         hour = self.workdir / "tape-hour.yaml"
         gen = tape.generate(hour, p.tape_trades, p.tape_books)
         log(f"tape: generated {gen['trades']:,} trades, {gen['books']:,} books, "
@@ -327,7 +457,7 @@ class Bench:
                 try:
                     if name == "placement":
                         self.placement(up, bare)
-                    elif name in ("passthrough", "market", "growth", "startup"):
+                    elif name in ("passthrough", "market", "growth", "startup", "tls", "ws"):
                         getattr(self, name)(up)
                     else:
                         getattr(self, name)()
@@ -336,6 +466,21 @@ class Bench:
                     log(f"{name} FAILED: {exc!r}")
                     continue
                 log(f"{name} done in {time.perf_counter() - t0:.0f} s")
+
+
+def tls_client(workdir: Path, port: int, timeout_s: float = 10.0) -> loadgen.TlsClient:
+    """A client of the sidecar's TLS listener, trusting its local CA (made in `workdir`),
+    once the listener accepts connections."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    return loadgen.TlsClient(ssl.create_default_context(cafile=str(workdir / "tls" / "ca.crt")))
 
 
 def command_line(argv: list[str]) -> str:

@@ -2,8 +2,9 @@
 
 Resources open in `cleanup_ctx` generators, in dependency order, and close in reverse:
 store (+ migrations) -> upstream session -> service (loads state) -> market watcher ->
-equity recorder (with the dashboard). In replay the upstream is the tape (proxy/tape/)
-and the tape feeder replaces the market watcher.
+user streams (listenKeys, the /ws hub on the change feed) -> equity recorder (with the
+dashboard). In replay the upstream is the tape (proxy/tape/) and the tape feeder replaces
+the market watcher.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .equity import EquityRecorder, PnlCache
 from .errors import make_error_middleware
+from .loopguard import LoopGuard
 from .metrics import LabelledCounter, Metrics
 from .routes import MEXC_ROUTES
 from .service import ModeState, PaperService
@@ -30,6 +32,9 @@ from .tape.replay import Replay
 from .tape.tape import Tape, load_tape
 from .upstream import HttpTransport, MexcClient, RecordingTransport, Transport
 from .watcher import MarketWatcher
+from .ws import streams
+from .ws.listenkeys import ListenKeys
+from .ws.streams import StreamHub
 
 WATCHER = web.AppKey("watcher", MarketWatcher)
 log = logging.getLogger("proxy")
@@ -69,8 +74,14 @@ def create_app(
     (`settings.upstream.replay_path`) `clock` is the wall clock and `tape` the cassette
     when already loaded (else it is loaded at start-up)."""
     metrics = Metrics()
+    # this process's loop protection: its mark on every upstream request (proxy/loopguard.py)
+    guard = LoopGuard(settings.upstream.base_url)
     app = web.Application(
-        middlewares=[_metrics_middleware(metrics), make_error_middleware(settings.reraise_unexpected)],
+        middlewares=[
+            guard.middleware(),
+            _metrics_middleware(metrics),
+            make_error_middleware(settings.reraise_unexpected),
+        ],
         client_max_size=settings.server.max_body_bytes,
         handler_args={
             # ccxt sends batchOrders percent-encoded in the query: allow long request lines
@@ -95,6 +106,7 @@ def create_app(
         app[keys.CLOCK] = wall
     app[keys.METRICS] = metrics
     app[keys.MODE] = ModeState(settings.live_armed)
+    app[keys.LOOP_GUARD] = guard
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.storage.path, settings.storage.synchronous)
@@ -112,11 +124,11 @@ def create_app(
         if transport is not None:
             t = transport
         elif up.record_path:
-            rec = RecordingTransport(HttpTransport(up), up.record_path)
+            rec = RecordingTransport(HttpTransport(up, guard), up.record_path)
             await rec.start()
             t = rec
         else:
-            http = HttpTransport(up)
+            http = HttpTransport(up, guard)
             await http.start()
             t = http
         client = MexcClient(
@@ -184,13 +196,39 @@ def create_app(
         yield
         await recorder.stop()
 
-    app.cleanup_ctx.extend(
-        [store_ctx, upstream_ctx, service_ctx, tape_ctx if replay is not None else watcher_ctx]
-    )
+    async def streams_ctx(app: web.Application) -> AsyncIterator[None]:
+        # after the service: the hub subscribes to its change feed
+        # the wall clock: a listenKey's hour and a connection's day are the bot's time,
+        # also when the market runs on a replay's tape
+        listen_keys = ListenKeys(app[keys.STORE], app[keys.WALL_CLOCK])
+        await listen_keys.load()
+        app[keys.LISTEN_KEYS] = listen_keys
+        hub = StreamHub(
+            settings.websocket, app[keys.WALL_CLOCK], metrics, listen_keys,
+            lambda: app.get(keys.PUBLIC_CHANNELS),
+        )
+        hub.start(app[keys.SERVICE].feed)
+        app[keys.USER_STREAMS] = hub
+        yield
+        await hub.shutdown()
+
+    async def close_streams(app: web.Application) -> None:
+        # WebSocket handlers run until their connection ends: close them at shutdown,
+        # before aiohttp waits for the handlers (cleanup contexts run only after that)
+        hub = app.get(keys.USER_STREAMS)
+        if hub is not None:
+            await hub.shutdown()
+
+    app.cleanup_ctx.extend([
+        store_ctx, upstream_ctx, service_ctx, tape_ctx if replay is not None else watcher_ctx, streams_ctx,
+    ])
+    app.on_shutdown.append(close_streams)
     if settings.dashboard.enabled:
         app.cleanup_ctx.append(equity_ctx)
     admin.install(app)
     app.add_routes(MEXC_ROUTES)
+    # MEXC's WebSocket on the same listener: user-data streams, public channels relayed
+    app.router.add_get("/ws", streams.handle)
     if settings.dashboard.enabled:
         from .dashboard import create_dashboard_app
 

@@ -7,12 +7,15 @@ from aiohttp import web
 from .clock import Clock
 from .config import Settings
 from .equity import EquityRecorder, PnlCache
+from .loopguard import LoopGuard
 from .metrics import Metrics
 from .service import ModeState, PaperService
 from .store import Store
 from .tape.replay import Replay
 from .upstream import MexcClient
 from .ws.channels import PublicChannels
+from .ws.listenkeys import ListenKeys
+from .ws.streams import StreamHub
 
 SETTINGS = web.AppKey("settings", Settings)
 # the market's and the paper engine's clock: order, fill and event times (tape time in replay)
@@ -37,3 +40,8 @@ DASHBOARD_SECRET = web.AppKey("dashboard_secret", bytes)
 PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
 # replay only: the tape, its clock and feeder (GET/POST /admin/api/clock)
 TAPE = web.AppKey("tape", Replay)
+# user-data-stream listenKeys (/api/v3/userDataStream) and the /ws connections
+LISTEN_KEYS = web.AppKey("listen_keys", ListenKeys)
+USER_STREAMS = web.AppKey("user_streams", StreamHub)
+# this process's loop protection: the mark its upstream requests carry, its listeners
+LOOP_GUARD = web.AppKey("loop_guard", LoopGuard)
