@@ -228,6 +228,22 @@ class MexcPaper:
         body = {"advance_ms": ms} if ms is not None else {"to_ms": to_ms}
         return await self._sidecar[keys.TAPE].move(body)
 
+    def wait_subscriptions(self, n: int = 1, timeout_s: float = 10.0) -> None:
+        """Wait until the sidecar serves at least `n` public stream subscriptions (a bot
+        subscribes asynchronously; move the tape once its subscriptions are in, or it
+        misses the frames)."""
+        self._call(asyncio.wait_for(self._channels().wait_subscriptions(n), timeout_s))
+
+    async def wait_subscriptions_async(self, n: int = 1, timeout_s: float = 10.0) -> None:
+        """`wait_subscriptions` for a test running its own event loop (an async bot)."""
+        coro = asyncio.wait_for(self._channels().wait_subscriptions(n), timeout_s)
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    def _channels(self) -> Any:
+        channels = self._sidecar[keys.TAPE].channels
+        assert channels is not None
+        return channels
+
     # ---- what the account did (for assertions) ----
     def _account_id(self, account: int | str) -> int:
         if isinstance(account, int):

@@ -10,6 +10,7 @@ stream it does not have; a scripted cassette's channels are made from its market
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class TapeChannels:
         self.cursor: dict[str, int] = {}
         self._made: dict[str, list[Frame] | None] = {}
         self.sent = 0
+        self._changed = asyncio.Condition()
 
     def is_public(self, channel: str) -> bool:
         return _PUBLIC.match(channel) is not None
@@ -85,7 +87,21 @@ class TapeChannels:
             sinks.append(sink)
         if self.poke is not None:
             self.poke()
+        async with self._changed:
+            self._changed.notify_all()
         return True
+
+    @property
+    def subscriptions(self) -> int:
+        """(channel, subscriber) pairs served now."""
+        return sum(len(s) for s in self.sinks.values())
+
+    async def wait_subscriptions(self, n: int) -> None:
+        """Wait until at least `n` subscriptions are served (tests, the pytest fixture: a
+        bot subscribes asynchronously, and a stepped tape should move only once its
+        subscriptions are in, or it misses the frames)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.subscriptions >= n)
 
     def unsubscribe(self, channel: str, sink: FrameSink) -> None:
         sinks = self.sinks.get(channel)
