@@ -427,6 +427,9 @@ class Bench:
             f"{gen['bytes'] / 1e6:.1f} MB in {gen['write_s']:.0f} s")
         r.add(sec, f"cassette on disk per recorded hour ({p.tape_books:,} depth + trades pages)", "MB",
               gen["bytes"] / 1e6 * 3600 / gen["seconds"])
+        stream = tape.generate_stream(self.workdir / "tape-stream.yaml", p.tape_trades, p.tape_books)
+        r.add(sec, "... the same hour recorded from the stream (deal and depth-diff frames)", "MB",
+              stream["bytes"] / 1e6 * 3600 / stream["seconds"])
         for rep in range(p.repeat):
             out = tape.replay_hour(hour, self.fresh_dir("tape"), p.tape_orders)
             total = out["load_s"] + out["replay_s"]

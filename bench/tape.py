@@ -12,6 +12,7 @@ them. A random walk around 87000 prints `trades` trades over the hour.
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import time
 from decimal import Decimal
@@ -44,8 +45,12 @@ def _item(uri: str, body: bytes, recorded_ms: int) -> dict[str, Any]:
     }
 
 
-def generate(path: Path, trades: int = 100_000, books: int = 3_600, seed: int = 18) -> dict[str, float]:
-    """Write the recorded hour; returns its size and what it holds."""
+Tape = list[tuple[int, int, str, bool]]
+
+
+def _market(trades: int, books: int, seed: int) -> tuple[Tape, list[dict[str, Any]]]:
+    """The hour: (time, price in cents, qty, isBuyerMaker) per trade, oldest first, and one
+    20-level depth answer per second around the last price."""
     rng = random.Random(seed)
     span = books * 1000
     times = sorted(rng.randrange(START, START + span) for _ in range(trades))
@@ -55,41 +60,88 @@ def generate(path: Path, trades: int = 100_000, books: int = 3_600, seed: int = 
         price += rng.choice((-1, 0, 0, 1)) * rng.randrange(1, 30)
         qty = rng.randrange(1, 50_000_000)
         tape.append((t, price, f"{qty / 1e8:.8f}", rng.random() < 0.5))
+    depths = []
+    n = 0
+    for second in range(books):
+        now = START + second * 1000 + 999
+        while n < len(tape) and tape[n][0] <= now:
+            n += 1
+        mid = tape[n - 1][1] if n else price
+        depths.append({
+            "asks": [[f"{(mid + 1 + 5 * k) / 100:.2f}", f"{rng.randrange(1, 300_000_000) / 1e8:.8f}"]
+                     for k in range(20)],
+            "bids": [[f"{(mid - 5 * k) / 100:.2f}", f"{rng.randrange(1, 300_000_000) / 1e8:.8f}"]
+                     for k in range(20)],
+            "lastUpdateId": 56_000_000_000 + second * 97, "timestamp": now - 30,
+        })
+    return tape, depths
+
+
+def _info_item() -> dict[str, Any]:
+    info = (ROOT / "proxy" / "tape" / "exchange_info.json").read_text()
+    return _item(f"{BASE}/exchangeInfo", orjson.dumps(orjson.loads(info)), START)
+
+
+def generate(path: Path, trades: int = 100_000, books: int = 3_600, seed: int = 18) -> dict[str, float]:
+    """Write the hour as the REST-polling watcher records it (depth and the trades page
+    once a second); returns its size and what it holds."""
+    tape, depths = _market(trades, books, seed)
     t0 = time.perf_counter()
     n = 0
     with path.open("w", encoding="utf-8") as f:
         f.write("version: 1\ninteractions:\n")
-        for second in range(books):
+        for second, depth in enumerate(depths):
             now = START + second * 1000 + 999
             # the newest 100 trades printed up to now, newest first
             while n < len(tape) and tape[n][0] <= now:
                 n += 1
-            hi = n
-            lo = max(0, hi - 100)
             page = [
                 {"id": None, "isBestMatch": True, "isBuyerMaker": bm, "price": f"{p / 100:.2f}", "qty": q,
                  "quoteQty": format(Decimal(p) / 100 * Decimal(q), "f"), "time": t,
                  "tradeType": "ASK" if bm else "BID"}
-                for t, p, q, bm in reversed(tape[lo:hi])
+                for t, p, q, bm in reversed(tape[max(0, n - 100):n])
             ]
-            mid = tape[hi - 1][1] if hi else price
-            depth = {
-                "asks": [[f"{(mid + 1 + 5 * k) / 100:.2f}", f"{rng.randrange(1, 300_000_000) / 1e8:.8f}"]
-                         for k in range(20)],
-                "bids": [[f"{(mid - 5 * k) / 100:.2f}", f"{rng.randrange(1, 300_000_000) / 1e8:.8f}"]
-                         for k in range(20)],
-                "lastUpdateId": 56_000_000_000 + second * 97, "timestamp": now - 30,
-            }
             items = [
                 _item(f"{BASE}/depth?symbol={SYMBOL}&limit=100", orjson.dumps(depth), now - 20),
                 _item(f"{BASE}/trades?symbol={SYMBOL}&limit=100", orjson.dumps(page), now),
             ]
             f.write(yaml.safe_dump(items, sort_keys=True, allow_unicode=True, width=1_000_000))
-    info = (ROOT / "proxy" / "tape" / "exchange_info.json").read_text()
-    with path.open("a", encoding="utf-8") as f:
-        f.write(yaml.safe_dump([_item(f"{BASE}/exchangeInfo", orjson.dumps(orjson.loads(info)), START)],
-                               sort_keys=True, width=1_000_000))
+        f.write(yaml.safe_dump([_info_item()], sort_keys=True, width=1_000_000))
     return {"bytes": path.stat().st_size, "seconds": books, "trades": trades, "books": books,
+            "write_s": time.perf_counter() - t0}
+
+
+def generate_stream(
+    path: Path, trades: int = 100_000, books: int = 3_600, seed: int = 18
+) -> dict[str, float]:
+    """The same hour as the market stream records it (the relay's format): one REST depth
+    snapshot, then every trade in aggregated-deals frames (100 ms windows) and every book
+    change as an aggregated-depth diff frame; returns its size."""
+    from proxy.engine.model import Book, Trade
+    from proxy.parsers import parse_depth
+    from proxy.tape.frames import make_frames
+
+    tape, depths = _market(trades, books, seed)
+    trs = [Trade(Decimal(p) / 100, Decimal(q), t, bm) for t, p, q, bm in tape]
+    bks: list[tuple[int, Book]] = []
+    for i, d in enumerate(depths):
+        t = START + i * 1000 + 999
+        bks.append((t, parse_depth(SYMBOL, d, t)))
+    frames = make_frames(f"spot@public.aggre.deals.v3.api.pb@100ms@{SYMBOL}", trs, bks) or []
+    frames += make_frames(f"spot@public.aggre.depth.v3.api.pb@100ms@{SYMBOL}", trs, bks) or []
+    frames.sort(key=lambda fr: fr.t)
+    t0 = time.perf_counter()
+    with path.open("w", encoding="utf-8") as f:
+        f.write("version: 1\ninteractions:\n")
+        f.write(yaml.safe_dump([_info_item(), _item(f"{BASE}/depth?symbol={SYMBOL}&limit=100",
+                                                     orjson.dumps(depths[0]), START + 999)],
+                               sort_keys=True, width=1_000_000))
+        for i in range(0, len(frames), 1000):
+            items = [{"stream": {"channel": fr.channel, "recorded_ms": fr.t + 15,
+                                 "frame": base64.b64encode(fr.data).decode("ascii")}}
+                     for fr in frames[i:i + 1000]]
+            f.write(yaml.safe_dump(items, sort_keys=False, allow_unicode=True, width=1_000_000))
+    return {"bytes": path.stat().st_size, "seconds": books, "frames": len(frames),
             "write_s": time.perf_counter() - t0}
 
 
