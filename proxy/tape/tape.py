@@ -418,17 +418,18 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
         parts = f.channel.split("@")
         symbols.update(p for p in parts[2:] if p.isupper() and p.isalnum() and len(p) > 4)
 
-    book_series = {s: Series(_dedupe_books(v)) for s, v in books.items()}
-    all_trades: dict[str, Series[Trade]] = {}
-    fed: dict[str, list[Trade]] = {}
+    known_trades: dict[str, list[Trade]] = {}
     for sym, ps in pages.items():
         ps.sort(key=lambda p: p[0])
         try:
-            known, feed = merge_pages([pg for _t, pg in ps], start)
+            known_trades[sym] = merge_pages([pg for _t, pg in ps])
         except ShapeError as exc:
             raise TapeError(f"{path}: a recorded /api/v3/trades answer for {sym}: {exc}") from None
-        all_trades[sym] = Series((tr.time_ms, tr) for tr in known)
-        fed[sym] = feed
+    if frames:
+        _streamed_market(path, frames, books, known_trades)
+    book_series = {s: Series(_dedupe_books(v)) for s, v in books.items()}
+    all_trades = {sym: Series((tr.time_ms, tr) for tr in known) for sym, known in known_trades.items()}
+    fed = {sym: [tr for tr in known if tr.time_ms >= start] for sym, known in known_trades.items()}
     steps = build_steps(book_series, fed)
     end = max([start, *(st.t for st in steps), *(f.t for f in frames),
                *(t for t, *_ in rest_items if t is not None)])
@@ -439,6 +440,37 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
         path=path, kind="recorded", start_ms=start, end_ms=end, steps=steps, books=book_series,
         trades=all_trades, symbols=frozenset(symbols), frames=by_channel, rest=rest,
     )
+
+
+def _streamed_market(
+    path: str, frames: list[Frame], books: dict[str, list[tuple[int, Book]]],
+    trades: dict[str, list[Trade]],
+) -> None:
+    """Add the market the recorded stream frames carry (proxy/tape/streamed.py): every
+    deal to the symbol's trades, and its books rebuilt from the snapshots and the depth
+    diffs (of the depth channel with the most frames, when several were recorded)."""
+    from .streamed import DEALS, DEPTH, StreamError, books_from_diffs, deals_of, merge_trades
+
+    deals: dict[str, list[Trade]] = {}
+    depth: dict[str, dict[str, list[tuple[int, bytes]]]] = {}
+    for f in sorted(frames, key=lambda f: f.t):
+        symbol = f.channel.rsplit("@", 1)[-1]
+        try:
+            if DEALS in f.channel:
+                deals.setdefault(symbol, []).extend(deals_of(f.data))
+            elif DEPTH in f.channel:
+                depth.setdefault(symbol, {}).setdefault(f.channel, []).append((f.t, f.data))
+        except StreamError as exc:
+            raise TapeError(f"{path}: the frame of {f.channel} recorded at {f.t}: {exc}") from None
+    for symbol, stream in deals.items():
+        stream.sort(key=lambda tr: tr.time_ms)
+        trades[symbol] = merge_trades(trades.get(symbol, []), stream)
+    for symbol, channels in depth.items():
+        diffs = max(channels.values(), key=len)
+        try:
+            books[symbol] = books_from_diffs(symbol, books.get(symbol, []), diffs)
+        except StreamError as exc:
+            raise TapeError(f"{path}: a depth frame of {symbol}: {exc}") from None
 
 
 def _dedupe_books(books: list[tuple[int, Book]]) -> list[tuple[int, Book]]:
@@ -459,10 +491,9 @@ def _raw_key(e: Any) -> tuple[Any, Any, Any, bool]:
     return (e.get("time"), e.get("price"), e.get("qty"), bool(e.get("isBuyerMaker")))
 
 
-def merge_pages(pages: list[list[Any]], start: int) -> tuple[list[Trade], list[Trade]]:
+def merge_pages(pages: list[list[Any]]) -> list[Trade]:
     """Trades pages as recorded (MEXC's JSON, newest first; pages in recording order) ->
-    (every distinct trade, the ones to feed: printed at or after `start`), both oldest
-    first. A trade on two overlapping pages is one trade; identical prints in one
+    every distinct trade, oldest first. A trade on two overlapping pages is one trade; identical prints in one
     millisecond are counted, not collapsed; a trade older than the previous page's oldest
     scrolled in from before and is dropped. MEXC trade ids are null, so trades are told
     apart by content: compared as recorded, parsed (Decimal) only once kept."""
@@ -485,8 +516,7 @@ def merge_pages(pages: list[list[Any]], start: int) -> tuple[list[Trade], list[T
                 kept.append(e)
         if page:
             previous = Counter(keys)
-    known = parse_trades(kept)  # validated, oldest first (stable: page order kept)
-    return known, [tr for tr in known if tr.time_ms >= start]
+    return parse_trades(kept)  # validated, oldest first (stable: page order kept)
 
 
 def build_steps(books: dict[str, Series[Book]], trades: dict[str, list[Trade]]) -> list[Step]:
