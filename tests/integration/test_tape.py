@@ -341,8 +341,10 @@ async def test_recorded_frames_go_out_at_their_tape_times(aiohttp_client: Any, t
 
     import yaml
 
-    deals = "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT"
-    depth = "spot@public.aggre.depth.v3.api.pb@100ms@BTCUSDT"
+    # channels the tape sends as recorded without reading them (deals and depth diffs are
+    # also read for the engine, so they must be real frames)
+    deals = "spot@public.aggre.bookTicker.v3.api.pb@100ms@BTCUSDT"
+    depth = "spot@public.limit.depth.v3.api.pb@BTCUSDT@5"
     demo = yaml.safe_load(DEMO.read_text())
     items = [it for it in demo["interactions"] if "request" in it]
     t0 = 1_767_205_820_300

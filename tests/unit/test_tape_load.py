@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from proxy.engine.model import Trade
+from proxy.tape.frames import make_frames
 from proxy.tape.tape import TapeError, load_tape
 
 ROOT = Path(__file__).resolve().parents[2]
+DEALS = "spot@public.aggre.deals.v3.api.pb@100ms@ABCUSDT"
+# one deal frame (our protobuf module): 0.25 at 12, a buyer took, printed at 1550
+DEAL = make_frames(DEALS, [Trade(Decimal("12"), Decimal("0.25"), 1550, False)], [])[0].data  # type: ignore[index]
 
 GOOD = """\
 start_ms: 1000000
@@ -152,13 +157,7 @@ def test_recorded_ms_times_answers_and_frames(tmp_path: Path) -> None:
             1001,
         ),
         _interaction(f"{base}/trades?symbol=ABCUSDT&limit=100", page2, 2000),
-        {
-            "stream": {
-                "channel": "spot@public.aggre.deals.v3.api.pb@100ms@ABCUSDT",
-                "recorded_ms": 1600,
-                "frame": base64.b64encode(b"\x0a\x01x").decode(),
-            }
-        },
+        {"stream": {"channel": DEALS, "recorded_ms": 1600, "frame": base64.b64encode(DEAL).decode()}},
     ]
     path = tmp_path / "rec.yaml"
     path.write_text(yaml.safe_dump({"version": 1, "interactions": items}), encoding="utf-8")
@@ -168,11 +167,12 @@ def test_recorded_ms_times_answers_and_frames(tmp_path: Path) -> None:
         (1000, [Decimal("2")], None),
         (1001, [], "7"),
         (1500, [Decimal("3")], None),
+        (1550, [Decimal("0.25")], None),  # on no page: the stream is the complete tape
     ]
     book = tape.book_at("ABCUSDT", 5000)
     assert book is not None and (book.seen_ms, book.market_ms) == (1001, 995)
-    (frame,) = tape.frames["spot@public.aggre.deals.v3.api.pb@100ms@ABCUSDT"]
-    assert (frame.t, frame.data, frame.synthesised) == (1600, b"\x0a\x01x", False)
+    (frame,) = tape.frames[DEALS]
+    assert (frame.t, frame.data, frame.synthesised) == (1600, DEAL, False)
     assert tape.answer("GET", "/api/v3/trades", "symbol=ABCUSDT&limit=100", 1999).body == page1.encode()
     assert tape.answer("GET", "/api/v3/trades", "symbol=ABCUSDT&limit=1", 2000).body.count(b'"price"') == 1
 
@@ -195,6 +195,10 @@ def test_a_broken_recording_is_refused_with_its_place(tmp_path: Path) -> None:
         )
     )
     with pytest.raises(TapeError, match=r"interactions\[0\]: stream item without recorded_ms"):
+        load_tape(path)
+    item = {"stream": {"channel": DEALS, "recorded_ms": 5, "frame": "eA=="}}
+    path.write_text(yaml.safe_dump({"version": 1, "interactions": [item]}))
+    with pytest.raises(TapeError, match=f"the frame of {DEALS} recorded at 5: not a PushDataV3ApiWrapper"):
         load_tape(path)
 
 
