@@ -65,6 +65,11 @@ async def healthz(request: web.Request) -> web.Response:
         "storage": {"path": settings.storage.path, "ok": ok},
         "accounts": len(request.app[keys.SERVICE].accounts),
     }
+    watcher = request.app.get(keys.WATCHER)
+    if watcher is not None:
+        # the market stream (never a reason for 503: REST polling stands in for it) and
+        # the source of each watched symbol's trades and book
+        body["stream"] = watcher.stream_status()
     return _json(body, 200 if ok else 503)
 
 

@@ -1,8 +1,8 @@
 """The app factory: builds the aiohttp application and does no I/O.
 
 Resources open in `cleanup_ctx` generators, in dependency order, and close in reverse:
-store (+ migrations) -> upstream session -> service (loads state) -> market watcher ->
-equity recorder (with the dashboard).
+store (+ migrations) -> upstream session -> market stream relay (connects lazily) ->
+service (loads state) -> market watcher -> equity recorder (with the dashboard).
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from .service import ModeState, PaperService
 from .store import Store
 from .upstream import HttpTransport, MexcClient, RecordingTransport, ReplayTransport, Transport
 from .watcher import MarketWatcher
+from .ws.relay import StreamCollector, StreamRelay
+from .ws.stream import StreamClient
 
-WATCHER = web.AppKey("watcher", MarketWatcher)
+WATCHER = keys.WATCHER
 
 
 def _metrics_middleware(metrics: Metrics) -> Callable:
@@ -83,7 +85,7 @@ def create_app(
         elif up.replay_path:
             t = ReplayTransport(up.replay_path)
         elif up.record_path:
-            rec = RecordingTransport(HttpTransport(up), up.record_path)
+            rec = RecordingTransport(HttpTransport(up), up.record_path, app[keys.CLOCK].now_ms)
             await rec.start()
             t = rec
         else:
@@ -102,6 +104,27 @@ def create_app(
         yield
         await client.close()
 
+    async def stream_ctx(app: web.Application) -> AsyncIterator[None]:
+        # MEXC's public stream, relayed to /ws and feeding the watcher; nothing connects
+        # until something subscribes. Not in replay: the tape serves the market there.
+        up = settings.upstream
+        if not up.ws_url or up.replay_path:
+            yield
+            return
+        transport = app[keys.UPSTREAM].transport
+        client = StreamClient(
+            up.ws_url,
+            recorder=transport.append_stream if isinstance(transport, RecordingTransport) else None,
+            clock=app[keys.CLOCK].now_ms,
+            connect_timeout_s=up.connect_timeout_s,
+            ack_timeout_s=up.timeout_s,
+        )
+        relay = StreamRelay(client)
+        app[keys.MARKET_STREAM] = relay
+        app[keys.PUBLIC_CHANNELS] = relay
+        yield
+        await relay.close()
+
     async def service_ctx(app: web.Application) -> AsyncIterator[None]:
         service = PaperService(
             settings, app[keys.STORE], app[keys.UPSTREAM], app[keys.CLOCK], metrics, app[keys.MODE]
@@ -117,13 +140,22 @@ def create_app(
         # in replay the recorded trade times are not comparable with our clock: a
         # symbol's first page is then a baseline only
         started = None if settings.upstream.replay_path else app[keys.CLOCK].now_ms()
+        stream = app.get(keys.MARKET_STREAM)
         watcher = MarketWatcher(
-            app[keys.SERVICE], app[keys.UPSTREAM], settings.paper.poll_interval_s, started
+            app[keys.SERVICE], app[keys.UPSTREAM], settings.paper.poll_interval_s, started,
+            stream=stream, clock=app[keys.CLOCK].now_ms, depth_limit=settings.paper.depth_limit,
         )
         app[WATCHER] = watcher
+        collector = StreamCollector(watcher.stream_status)
+        metrics.registry.register(collector)
+        if stream is not None:
+            # orders on a symbol the stream keeps in sync use its book and last price
+            app[keys.UPSTREAM].live = watcher
         watcher.start()
         yield
+        app[keys.UPSTREAM].live = None
         await watcher.stop()
+        metrics.registry.unregister(collector)
 
     async def equity_ctx(app: web.Application) -> AsyncIterator[None]:
         # after the service: the first equity point is recorded right after start
@@ -137,7 +169,7 @@ def create_app(
         yield
         await recorder.stop()
 
-    app.cleanup_ctx.extend([store_ctx, upstream_ctx, service_ctx, watcher_ctx])
+    app.cleanup_ctx.extend([store_ctx, upstream_ctx, stream_ctx, service_ctx, watcher_ctx])
     if settings.dashboard.enabled:
         app.cleanup_ctx.append(equity_ctx)
     app.add_routes(admin.ADMIN_ROUTES)

@@ -47,6 +47,9 @@ class ServerSettings:
     strict_signature: bool = False
 
 
+DEFAULT_WS_URL = "wss://wbs-api.mexc.com/ws"
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamSettings:
     base_url: str = "https://api.mexc.com"
@@ -60,6 +63,8 @@ class UpstreamSettings:
     record_path: str | None = None
     # serve the upstream from this cassette instead of the network (offline)
     replay_path: str | None = None
+    # MEXC's public market stream (WebSocket); None: no streaming, REST polling only
+    ws_url: str | None = DEFAULT_WS_URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +351,21 @@ def _fees(value: Any) -> dict[str, FeeOverride]:
     return out
 
 
+def _ws_url(u: _Section) -> str | None:
+    """`upstream.ws_url`: absent means MEXC's; null or "" turns streaming off. Public
+    only: a query (a listenKey) or credentials in it are refused."""
+    if "ws_url" in u.data and u.data["ws_url"] in (None, ""):
+        u.used.add("ws_url")
+        return None
+    url = u.str("ws_url", DEFAULT_WS_URL) or DEFAULT_WS_URL
+    if not re.match(r"^wss?://[^/\s?#@]+(/[^\s?#]*)?$", url):
+        raise ConfigError(
+            f"upstream.ws_url: must be a ws:// or wss:// URL without a query or credentials "
+            f"(public channels only), or null to turn streaming off; got {url!r}"
+        )
+    return url
+
+
 def settings_from_mapping(
     data: Any, environ: Mapping[str, str], config_path: str | None = None
 ) -> Settings:
@@ -377,6 +397,7 @@ def settings_from_mapping(
         market_cache_ms=u.int("market_cache_ms", 250, 0, 60000),
         record_path=u.str("record_path", None) or None,
         replay_path=u.str("replay_path", None) or None,
+        ws_url=_ws_url(u),
     )
     u.done()
     if upstream.connect_timeout_s > upstream.timeout_s:

@@ -11,7 +11,9 @@ from .metrics import Metrics
 from .service import ModeState, PaperService
 from .store import Store
 from .upstream import MexcClient
+from .watcher import MarketWatcher
 from .ws.channels import PublicChannels
+from .ws.relay import StreamRelay
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -30,3 +32,7 @@ PNL = web.AppKey("pnl", PnlCache)
 DASHBOARD_SECRET = web.AppKey("dashboard_secret", bytes)
 # what serves public WebSocket channels on /ws (the relay of MEXC's stream, or the tape)
 PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
+# the relay of MEXC's public stream (absent when upstream.ws_url is null, and in replay)
+MARKET_STREAM = web.AppKey("market_stream", StreamRelay)
+# the market watcher (books and trades of the symbols with open orders)
+WATCHER = web.AppKey("watcher", MarketWatcher)
