@@ -1,4 +1,9 @@
-"""`python -m proxy [--config PATH] [--host H] [--port P]`: run the sidecar."""
+"""`python -m proxy [--config PATH] [--host H] [--port P]`: run the sidecar.
+
+Also `--replay CASSETTE`, `--record CASSETTE` and `--db PATH`. A replay keeps its own
+database unless `--db` names one (`replay_db_path`): a recorded market's orders never mix
+with a live-market session's.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import logging
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from aiohttp import web
 
@@ -45,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CASSETTE",
         help="record every public upstream answer to this cassette while running",
     )
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite database for this run (overrides storage.path; a replay's default is "
+        "paper-replay-<cassette name>.sqlite3 next to storage.path)",
+    )
     p.add_argument("--version", action="version", version=f"mexc-paper {__version__}")
     return p
 
@@ -66,15 +78,29 @@ def apply_cli(settings: Settings, args: argparse.Namespace) -> Settings:
         if upstream.replay_path:
             raise ConfigError("--record: cannot record while replaying")
         upstream = replace(upstream, record_path=args.record)
-    return replace(settings, server=server, upstream=upstream)
+    storage = settings.storage
+    if args.db:
+        storage = replace(storage, path=args.db)
+    elif upstream.replay_path and storage.path != ":memory:":
+        # A recording is a live-market session: it keeps the normal database. A replay
+        # is another market (the past, on repeat): its orders get their own database, or
+        # they would show up in the next live-market session.
+        storage = replace(storage, path=replay_db_path(storage.path, upstream.replay_path))
+    return replace(settings, server=server, upstream=upstream, storage=storage)
 
 
-def startup_line(settings: Settings) -> str:
+def replay_db_path(db_path: str, cassette: str) -> str:
+    """`paper-replay-<cassette stem>.sqlite3` in the folder of the configured database."""
+    return os.path.join(os.path.dirname(db_path), f"paper-replay-{Path(cassette).stem}.sqlite3")
+
+
+def startup_line(settings: Settings, mode: str | None = None) -> str:
+    """`mode`: the runtime mode (a persisted switch to paper overrides an armed live)."""
     up = settings.upstream
     upstream = f"replay:{up.replay_path}" if up.replay_path else up.base_url
     keys = ",".join(mask_key(a.api_key) for a in settings.accounts) or "-"
     return (
-        f"mexc-paper {__version__} started mode={settings.mode.upper()} "
+        f"mexc-paper {__version__} started mode={(mode or settings.mode).upper()} "
         f"listen=http://{settings.server.host}:{settings.server.port} upstream={upstream}"
         + (f" recording={up.record_path}" if up.record_path else "")
         + f" db={settings.storage.path} accounts={len(settings.accounts)} keys={keys}"
@@ -106,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
 
     async def announce(_app: web.Application) -> None:
-        log.info(startup_line(settings))
+        log.info(startup_line(settings, mode_state.current))
         # What exists now (modules, config, the loaded state) lives as long as the process:
         # move it out of the cyclic GC's reach so full collections stay short (they were
         # the largest latency spikes under load, docs/benchmarks.md). Refcounting still

@@ -45,32 +45,59 @@ def _guard(request: web.Request) -> None:
         raise web.HTTPUnauthorized(reason="admin token required")
 
 
+# /healthz: one section per component, each with "ok" and, when not ok, a "reason"; any
+# section not ok makes the status "degraded" and lists its reason. Only a FATAL section makes
+# the answer HTTP 503. Docker's HEALTHCHECK asks /healthz, and a 503 there gets the container
+# restarted: a sidecar whose upstream (MEXC) is down is alive and still serves everything
+# local (accounts, orders it can refuse clearly, the dashboard), and a restart would not bring
+# MEXC back, only a restart loop; so a degraded upstream keeps HTTP 200. Storage that cannot
+# write is 503: nothing can be acknowledged, and a restart (reload from disk) may help.
+FATAL_SECTIONS = frozenset({"storage"})
+
+
+def health_sections(app: web.Application) -> dict[str, dict[str, Any]]:
+    settings = app[keys.SETTINGS]
+    upstream = app[keys.UPSTREAM]
+    down = upstream.down_since_ms is not None
+    up: dict[str, Any] = {
+        "url": settings.upstream.replay_path or settings.upstream.base_url,
+        "replay": settings.upstream.replay_path is not None,
+        "ok": not down,
+        "last_error": upstream.last_error,
+        "last_ok_ms": upstream.last_ok_ms,
+        "down_since_ms": upstream.down_since_ms,
+    }
+    if down:
+        up["reason"] = upstream.last_error
+    storage: dict[str, Any] = {"path": settings.storage.path, "ok": app[keys.STORE].healthy}
+    if not storage["ok"]:
+        storage["reason"] = "a storage write failed: nothing can be acknowledged (see the log)"
+    sections = {"upstream": up, "storage": storage}
+    watcher = app.get(keys.WATCHER)
+    if watcher is not None:
+        # the market stream and the source of each watched symbol's trades and book; a
+        # stream that is down is degraded, never fatal: REST polling stands in for it
+        stream = watcher.stream_status()
+        stream["ok"] = stream.get("state") != "down"
+        if not stream["ok"]:
+            stream["reason"] = f"market stream down ({stream.get('last_error')}); REST polling stands in"
+        sections["stream"] = stream
+    return sections
+
+
 async def healthz(request: web.Request) -> web.Response:
-    settings = request.app[keys.SETTINGS]
-    store = request.app[keys.STORE]
-    upstream = request.app[keys.UPSTREAM]
-    mode = request.app[keys.MODE]
-    ok = store.healthy
+    sections = health_sections(request.app)
+    reasons = [f"{name}: {s['reason']}" for name, s in sections.items() if not s["ok"]]
+    fatal = any(not sections[name]["ok"] for name in FATAL_SECTIONS if name in sections)
     body = {
-        "status": "ok" if ok else "degraded",
-        "mode": mode.current,
+        "status": "degraded" if reasons else "ok",
+        "reasons": reasons,
+        "mode": request.app[keys.MODE].current,
         "version": __version__,
-        "upstream": {
-            "url": settings.upstream.replay_path or settings.upstream.base_url,
-            "replay": settings.upstream.replay_path is not None,
-            "ok": upstream.last_error is None,
-            "last_error": upstream.last_error,
-            "last_ok_ms": upstream.last_ok_ms,
-        },
-        "storage": {"path": settings.storage.path, "ok": ok},
+        **sections,
         "accounts": len(request.app[keys.SERVICE].accounts),
     }
-    watcher = request.app.get(keys.WATCHER)
-    if watcher is not None:
-        # the market stream (never a reason for 503: REST polling stands in for it) and
-        # the source of each watched symbol's trades and book
-        body["stream"] = watcher.stream_status()
-    return _json(body, 200 if ok else 503)
+    return _json(body, 503 if fatal else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -101,7 +128,7 @@ async def positions(request: web.Request, account_id: int) -> list[dict[str, Any
         p = ledger.positions[symbol]
         if not p.qty:
             continue
-        price = await service.upstream.last_price(symbol)
+        price = await service.symbol_price(symbol)
         out.append({
             "asset": p.base,
             "symbol": symbol,

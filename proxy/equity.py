@@ -13,10 +13,11 @@ It values every paper account (balances x current prices from /api/v3/ticker/pri
     once, later ones are coalesced into one point at the end of the gap, so the curve
     moves as the bot trades without a valuation per order;
   - and otherwise every `dashboard.equity_interval_s`, so price moves show up too.
-It listens to the service's change notifications (one coalescing queue in
-`PaperService.listeners`), so nothing on the order path waits for it. When the upstream
-gives no prices at all, accounts holding anything besides the valuation asset get no point
-(a curve that drops to the cash balance whenever MEXC is unreachable would lie).
+It subscribes to the service's change feed (`PaperService.feed`) with a callback that
+only marks a change (a coalescing queue of one), so nothing on the order path waits for
+it. An account holding any asset no price is known for gets no point (a curve that drops
+to the cash balance whenever MEXC is unreachable, or leaves out a coin it holds, would
+lie). Prices come from `PaperService.mark_prices`, as on the dashboard and the admin API.
 
 `PnlCache` keeps one `performance.PnlLedger` per account and feeds it only the fills it
 has not seen yet (fills are append-only; a reset, counted in `PaperService.resets`, starts
@@ -28,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .clock import Clock
+from .feed import Committed
 from .jsonutil import fmt
 from .performance import PnlLedger, value_balances
 from .service import PaperService
@@ -66,12 +69,19 @@ class EquityRecorder:
         self._changes: asyncio.Queue[str] = asyncio.Queue()
         self._reset = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def _on_committed(self, record: Committed) -> None:
+        """Feed subscriber: mark a change (and a reset, which records at once)."""
+        if record.reset is not None:
+            self._reset.set()
+        if self._changes.empty():
+            self._changes.put_nowait("change")
 
     async def start(self, first_timeout_s: float = 2.0) -> None:
         """Record the first point now (waiting at most `first_timeout_s` for prices, so a
         slow upstream cannot hold up start-up), then run in the background."""
-        self.service.listeners.append(self._changes)
-        self.service.reset_events.append(self._reset)
+        self._unsubscribe = self.service.feed.subscribe(self._on_committed)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._round(), first_timeout_s)
         self._task = asyncio.create_task(self._run(), name="equity-recorder")
@@ -81,10 +91,9 @@ class EquityRecorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(ValueError):
-            self.service.listeners.remove(self._changes)
-        with contextlib.suppress(ValueError):
-            self.service.reset_events.remove(self._reset)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     async def wait_rounds(self, n: int = 1) -> None:
         """Wait until `n` recording rounds have completed since start (tests)."""
@@ -107,7 +116,9 @@ class EquityRecorder:
         `changed_only` (a round after a change notification), an account whose value is
         what its last point says gets no new point: one busy account does not fill the
         curves of idle ones."""
-        prices = await self.service.upstream.all_prices()
+        quote = self.quote
+        held = {b.asset for a in self.service.account_ids() for b in self.service.balances(a) if b.total}
+        prices = await self.service.mark_prices(a + quote for a in held if a != quote)
         # from here on nothing awaits: the balances and the reset counts belong together
         now = self.clock.now_ms()
         out: dict[int, Decimal] = {}
@@ -122,7 +133,8 @@ class EquityRecorder:
                 self._resets_seen[account_id] = resets
                 self._last.pop(account_id, None)
             v = value_balances(self.service.balances(account_id), prices, self.quote)
-            if not prices and any(a.asset != self.quote for a in v.assets):
+            if v.unpriced:
+                # a total that leaves out an asset is no value of the account: no point
                 continue
             if changed_only and self._last.get(account_id) == v.total:
                 continue

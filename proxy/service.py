@@ -4,20 +4,30 @@ One command = one engine run = one durable commit:
   1. gather what the engine needs from the upstream (rules, book, last price; awaits),
   2. run the pure engine on the in-memory state (synchronous: no other command can
      interleave, so the asyncio event loop is the lock),
-  3. install its writes in memory (so the next command sees the reservation),
+  3. `_install` its writes: in memory (so the next command sees the reservation) and
+     into the store's queue, in the same synchronous step, so memory and disk see every
+     command in the same order,
   4. await the group commit; only then is the command acknowledged.
-If a commit fails, every command in that batch gets an error and the in-memory state is
-reloaded from the database, so memory never keeps what the disk does not have.
+`_install` is the one commit path: orders, cancels, market fills, resets, funding,
+set-balance, the MX-deduct switch and mode switches all go through it, and nothing else
+writes state. Each install carries a typed `feed.Committed` record, which the store hands
+back once the batch is durable, in commit order; it is then published on `self.feed`
+(the WebSocket streams, the equity recorder and the dashboard subscribe there).
+If a commit fails, every command in that batch gets an error, nothing of it is published,
+and the in-memory state is reloaded from the database, so memory never keeps what the
+disk does not have.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
+from . import feed, jsonutil
 from .clock import Clock
 from .config import AccountSettings, Settings, mask_key
 from .engine import matching
@@ -27,6 +37,7 @@ from .engine.model import (
     Event,
     Fill,
     Order,
+    OrderStatus,
     Rejection,
     RejectReason,
     SymbolRules,
@@ -42,6 +53,8 @@ from .upstream import MexcClient, UpstreamError
 log = logging.getLogger("proxy.service")
 
 MX_QUOTE_SYMBOL = "MXUSDT"
+# meta key present while a switch to paper pins paper mode across restarts (live armed)
+META_PAPER_PIN = "mode.paper_pinned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +128,14 @@ class PaperService:
         self.keys: dict[str, KeyInfo] = {}
         self.accounts: dict[int, KeyInfo] = {}
         self._reloading: asyncio.Task[None] | None = None
-        self.listeners: list[asyncio.Queue[str]] = []
-        # set on every account reset (the equity recorder waits on one between rounds)
-        self.reset_events: list[asyncio.Event] = []
+        # every committed command, as typed records, after durability and in commit order
+        self.feed = feed.ChangeFeed()
+        self._installed = 0  # the seq of the last record installed (published ones lag)
         # account id -> how many times it was reset in this process (readers that cache
         # an account's history start over when it changes)
         self.resets: dict[int, int] = {}
+        # set at start when a persisted switch to paper overrides an armed live mode
+        self.paper_pin: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -137,10 +152,26 @@ class PaperService:
                     "paper account created",
                     extra={"account": mask_key(acct.api_key), "mode": self.settings.mode},
                 )
-        await self._load()
+        meta = await self._load()
+        pin = meta.get(META_PAPER_PIN)
+        if pin is not None and self.mode.armed:
+            # a switch to paper survives restarts: live needs a new, explicit switch
+            self.mode.current = "paper"
+            try:
+                self.paper_pin = jsonutil.loads(pin)
+            except ValueError:
+                self.paper_pin = {}
+            log.warning(
+                "live mode is armed, but staying in PAPER mode: it was switched to paper "
+                "(%s) before this restart; switch to live again on the dashboard or with "
+                "POST /admin/api/mode to trade real money",
+                (self.paper_pin or {}).get("source", "?"),
+            )
         self.store.on_failure = self._on_store_failure
+        self.store.on_durable = self.feed.publish
 
-    async def _load(self) -> None:
+    async def _load(self) -> dict[str, str]:
+        """(Re)build the in-memory state from the database; returns its meta table."""
         loaded = await self.store.load()
         state = EngineState()
         for account_id, api_key, mx in loaded.accounts:
@@ -161,6 +192,7 @@ class PaperService:
             state.next_seq = max(state.next_seq, loaded.max_seq + 1)
         check_invariants(state)
         self.state = state
+        return loaded.meta
 
     def _on_store_failure(self, exc: BaseException) -> None:
         if self._reloading is None or self._reloading.done():
@@ -215,22 +247,61 @@ class PaperService:
             return None
         return await self.upstream.last_price(MX_QUOTE_SYMBOL)
 
-    async def _commit(self, txn: Txn) -> None:
-        """Install the Txn in memory and wait until it is on disk."""
-        changes = Changes.from_txn(txn, self.mode.current)
-        apply(self.state, txn)
-        for f in txn.fills:
-            self.metrics.count_fill("maker" if f.is_maker else "taker")
+    def _install(
+        self,
+        kind: str,
+        account_id: int | None,
+        txn: Txn | None = None,
+        *,
+        changes: Changes | None = None,
+        mutate: Callable[[], None] | None = None,
+        orders: tuple[Order, ...] = (),
+        balances: tuple[feed.BalanceChange, ...] = (),
+        **record: Any,
+    ) -> asyncio.Future[None]:
+        """THE commit path. In one synchronous step: install a command's writes in memory
+        (`txn` through `engine.state.apply`, and/or `mutate()` for writes outside the
+        engine's state), queue them for the disk (`txn`'s rows plus `changes`), and attach
+        the command's `feed.Committed` record, published once durable. Returns the future
+        of durability. Nothing may await between the engine run and this call."""
+        if self.store.closing:
+            raise ApiError(Err.INTERNAL, "storage is closing")
+        ch = Changes() if changes is None else changes
+        fills: tuple[Fill, ...] = ()
+        if txn is not None:
+            now = txn.now_ms
+            held = self.state.accounts
+            balances = balances + tuple(
+                feed.BalanceChange(
+                    aid, asset, held[aid].balances.get(asset) or Balance(asset), after
+                )
+                for (aid, asset), after in txn.balances.items()
+            )
+            orders = orders + tuple(txn.orders.values())
+            fills = tuple(txn.fills)
+            ch.merge(Changes.from_txn(txn, self.mode.current))
+            apply(self.state, txn)
+            for f in fills:
+                self.metrics.count_fill("maker" if f.is_maker else "taker")
+        else:
+            now = self.clock.now_ms()
+        if mutate is not None:
+            mutate()
+        self._installed += 1
+        ch.record = feed.Committed(
+            self._installed, kind, now, account_id, orders, fills, balances, **record
+        )
+        return self.store.enqueue(ch)
+
+    async def _commit(
+        self, kind: str, account_id: int | None, txn: Txn | None = None, **kw: Any
+    ) -> None:
+        """`_install`, then wait until it is on disk (a failed write is MEXC's 500)."""
+        fut = self._install(kind, account_id, txn, **kw)
         try:
-            await self.store.commit(changes)
+            await fut
         except StoreError:
             raise ApiError(Err.INTERNAL, "storage write failed") from None
-        self._notify()
-
-    def _notify(self) -> None:
-        for q in self.listeners:
-            if q.empty():
-                q.put_nowait("change")
 
     def _audit_reject(self, account_id: int, cmd: NewOrder, err: ApiError) -> None:
         ev = Event(
@@ -303,7 +374,7 @@ class PaperService:
         if test:
             self.metrics.count_order(cmd.type.value, "test")
             return None
-        await self._commit(result.txn)
+        await self._commit(feed.ORDER_NEW, account_id, result.txn)
         assert result.order is not None
         self.metrics.count_order(cmd.type.value, result.order.status.value.lower())
         return result.order
@@ -311,10 +382,12 @@ class PaperService:
     async def place_batch(
         self, account_id: int, cmds: list[NewOrder | ApiError]
     ) -> list[Order | ApiError]:
-        """Each order runs through the engine in turn; all accepted ones are committed in
-        one transaction. Per-element errors are returned in place."""
+        """Each order runs through the engine in turn and is installed at once (memory and
+        disk in the same order as every other command, even though fetching the next
+        element's market data awaits); the answer waits until all of them are durable.
+        Per-element errors are returned in place."""
         out: list[Order | ApiError] = []
-        txns: list[Txn] = []
+        pending: list[asyncio.Future[None]] = []
         for cmd in cmds:
             if isinstance(cmd, ApiError):
                 out.append(cmd)
@@ -333,20 +406,14 @@ class PaperService:
                 self._audit_reject(account_id, cmd, err)
                 out.append(err)
                 continue
-            apply(self.state, result.txn)
-            txns.append(result.txn)
+            pending.append(self._install(feed.ORDER_BATCH, account_id, result.txn))
             assert result.order is not None
             self.metrics.count_order(cmd.type.value, result.order.status.value.lower())
             out.append(result.order)
-        if txns:
-            merged = Changes()
-            for t in txns:
-                merged.merge(Changes.from_txn(t, self.mode.current))
-            try:
-                await self.store.commit(merged)
-            except StoreError:
-                raise ApiError(Err.INTERNAL, "storage write failed") from None
-            self._notify()
+        if pending:
+            done = await asyncio.gather(*pending, return_exceptions=True)
+            if any(isinstance(r, BaseException) for r in done):
+                raise ApiError(Err.INTERNAL, "storage write failed")
         return out
 
     def find_open(
@@ -386,7 +453,7 @@ class PaperService:
         if order is None or order.symbol != symbol:
             raise ApiError(Err.UNKNOWN_ORDER)
         result = matching.cancel(self.state, account_id, [order.order_id], self.clock.now_ms())
-        await self._commit(result.txn)
+        await self._commit(feed.ORDER_CANCEL, account_id, result.txn)
         assert result.order is not None
         self.metrics.count_order(order.type.value, "canceled")
         return result.order
@@ -402,7 +469,7 @@ class PaperService:
         if not ids:
             return []
         result = matching.cancel(self.state, account_id, ids, self.clock.now_ms())
-        await self._commit(result.txn)
+        await self._commit(feed.ORDER_CANCEL_ALL, account_id, result.txn)
         for o in result.orders:
             self.metrics.count_order(o.type.value, "canceled")
         return list(result.orders)
@@ -459,8 +526,13 @@ class PaperService:
                 self.mode.current,
             )
         )
-        acct.mx_deduct = enabled
-        await self.store.commit(ch)
+
+        def mutate() -> None:
+            acct.mx_deduct = enabled
+
+        await self._commit(
+            feed.ACCOUNT_MX_DEDUCT, account_id, changes=ch, mutate=mutate, mx_deduct=enabled
+        )
         return enabled
 
     # ------------------------------------------------------------------ market
@@ -480,11 +552,46 @@ class PaperService:
         if txn.empty:
             apply(self.state, txn)
             return 0
-        await self._commit(txn)
+        await self._commit(feed.MARKET, None, txn)
         return len(txn.fills)
+
+    # ------------------------------------------------------------------ valuation
+    async def symbol_price(self, symbol: str) -> Decimal | None:
+        """The best price the sidecar has for one symbol: MEXC's ticker for it, else the
+        middle of the book the engine holds (the watcher's or the stream's), else None."""
+        price = await self.upstream.last_price(symbol)
+        if price is not None:
+            return price
+        market = self.state.markets.get(symbol)
+        book = market.book if market is not None else None
+        if book is None:
+            return None
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None:
+            return (bid + ask) / 2
+        return bid if bid is not None else ask
+
+    async def mark_prices(self, symbols: Iterable[str]) -> dict[str, Decimal]:
+        """Prices to value assets and positions with, the same way everywhere (dashboard,
+        admin API, equity curve): MEXC's all-symbols ticker, and for each of `symbols` it
+        lacks (the recorded demo's all-symbols answer holds five other symbols, not
+        BTCUSDT), `symbol_price`. A symbol nobody can price is left out: callers mark
+        what it leaves unvalued instead of reporting a partial total."""
+        prices = dict(await self.upstream.all_prices())
+        for symbol in sorted(set(symbols) - set(prices)):
+            if _valid_symbol(symbol):
+                price = await self.symbol_price(symbol)
+                if price is not None:
+                    prices[symbol] = price
+        return prices
 
     # ------------------------------------------------------------------ admin
     async def reset_account(self, account_id: int) -> None:
+        """Wipe the account's orders, fills and equity curve and restore its starting
+        balances: in memory and in the store's queue in one step, like every command, so
+        an order accepted a moment before is wiped with the rest and one accepted a moment
+        after sees the restored balances (on disk as in memory). The record lists the
+        open orders as CANCELED versions and every asset's balance before and after."""
         info = self.accounts[account_id]
         acct = self.account(account_id)
         balances = self.settings.starting_balances(info.settings)
@@ -493,40 +600,84 @@ class PaperService:
         ch.events.append(
             (Event("account.reset", account_id, now, {"balances": balances}), self.mode.current)
         )
-        await self.store.commit(ch)
-        for o in list(acct.open_orders.values()):
-            idx = self.state.open_by_symbol.get(o.symbol)
-            if idx is not None:
-                idx.remove(o)
-                if not idx:
-                    del self.state.open_by_symbol[o.symbol]
-        acct.open_orders.clear()
-        acct.client_ids.clear()
-        acct.balances = {a: Balance(a, v, ZERO) for a, v in balances.items()}
-        self.resets[account_id] = self.resets.get(account_id, 0) + 1
-        for event in self.reset_events:
-            event.set()
-        self._notify()
+        closed = tuple(
+            replace(
+                o,
+                status=OrderStatus.PARTIALLY_CANCELED if o.executed_qty else OrderStatus.CANCELED,
+                update_ms=now,
+                locked_amount=ZERO,
+            )
+            for o in sorted(acct.open_orders.values(), key=lambda o: o.seq)
+        )
+        restored = {a: Balance(a, v, ZERO) for a, v in balances.items()}
+        changed = tuple(
+            feed.BalanceChange(
+                account_id, a, acct.balances.get(a) or Balance(a), restored.get(a) or Balance(a)
+            )
+            for a in sorted(set(acct.balances) | set(restored))
+        )
+
+        def mutate() -> None:
+            for o in list(acct.open_orders.values()):
+                idx = self.state.open_by_symbol.get(o.symbol)
+                if idx is not None:
+                    idx.remove(o)
+                    if not idx:
+                        del self.state.open_by_symbol[o.symbol]
+            acct.open_orders.clear()
+            acct.client_ids.clear()
+            acct.balances = restored
+            self.resets[account_id] = self.resets.get(account_id, 0) + 1
+
+        await self._commit(
+            feed.ACCOUNT_RESET,
+            account_id,
+            changes=ch,
+            mutate=mutate,
+            orders=closed,
+            balances=changed,
+            reset=account_id,
+        )
 
     async def switch_mode(self, mode: str, source: str) -> bool:
         """Switch the runtime mode (ModeState's rules: PermissionError when live was not
         armed, ValueError for an unknown mode) and audit it as `mode.switch`. Returns
-        whether the mode changed. If the audit entry cannot be written, a switch to live
-        is undone (paper is the safe side) and StoreError is raised."""
+        whether the mode changed. A switch to paper is persisted (`META_PAPER_PIN`): after
+        a restart the sidecar stays in paper until switched to live again. If the switch
+        cannot be written, a switch to live is undone (paper is the safe side) and
+        StoreError is raised."""
         old = self.mode.current
-        self.mode.switch(mode)
+        if mode not in ("paper", "live"):
+            raise ValueError(f"unknown mode {mode!r}")
+        if mode == "live" and not self.mode.armed:
+            self.mode.switch(mode)  # raises PermissionError, saying what is missing
         if mode == old:
             return False
+        now = self.clock.now_ms()
+        ev = Event("mode.switch", None, now, {"from": old, "to": mode, "source": source})
+        if mode == "paper":
+            pin = jsonutil.dumps({"time": now, "source": source}).decode()
+            stmt: tuple[str, tuple[Any, ...]] = (
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META_PAPER_PIN, pin)
+            )
+        else:
+            stmt = ("DELETE FROM meta WHERE key = ?", (META_PAPER_PIN,))
+
+        def mutate() -> None:
+            self.mode.switch(mode)
+            self.paper_pin = None
+
+        fut = self._install(
+            feed.MODE_SWITCH, None, changes=Changes(events=[(ev, mode)], statements=[stmt]),
+            mutate=mutate, mode=(old, mode),
+        )
         log.warning("mode switched from %s to %s (%s)", old.upper(), mode.upper(), source)
-        ev = Event("mode.switch", None, self.clock.now_ms(), {"from": old, "to": mode, "source": source})
         try:
-            await self.store.commit(Changes(events=[(ev, mode)]))
+            await fut
         except StoreError:
             if mode == "live":
                 self.mode.switch("paper")
             raise
-        finally:
-            self._notify()
         return True
 
     async def fund(self, account_id: int, asset: str, amount: Decimal) -> Balance:
@@ -535,7 +686,7 @@ class PaperService:
         new = Balance(asset, b.free + amount, b.locked)
         txn.set_balance(account_id, new)
         txn.emit("account.fund", account_id, asset=asset, amount=amount)
-        await self._commit(txn)
+        await self._commit(feed.ACCOUNT_FUND, account_id, txn)
         return new
 
     async def set_balance(self, account_id: int, asset: str, free: Decimal) -> Balance:
@@ -545,7 +696,7 @@ class PaperService:
         new = Balance(asset, free, b.locked)
         txn.set_balance(account_id, new)
         txn.emit("account.set_balance", account_id, asset=asset, free_before=b.free, free=free)
-        await self._commit(txn)
+        await self._commit(feed.ACCOUNT_SET_BALANCE, account_id, txn)
         return new
 
 

@@ -301,6 +301,9 @@ class Changes:
     fills: list[Fill] = field(default_factory=list)
     events: list[tuple[Event, str]] = field(default_factory=list)
     statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    # what to publish once these changes are durable (a feed.Committed); handed to
+    # `Store.on_durable` in commit order, never when the batch fails
+    record: Any = None
 
     @classmethod
     def from_txn(cls, txn: Txn, mode: str) -> Changes:
@@ -312,6 +315,7 @@ class Changes:
         )
 
     def merge(self, other: Changes) -> None:
+        """Add `other`'s writes (its `record` stays its own: group items keep theirs)."""
         self.orders.update(other.orders)
         self.balances.update(other.balances)
         self.fills.extend(other.fills)
@@ -325,6 +329,7 @@ class LoadedState:
     balances: list[tuple[int, Balance]]
     open_orders: list[Order]
     max_seq: int | None
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 class Store:
@@ -344,6 +349,9 @@ class Store:
         self._handoff_scheduled = False
         self._closing = False
         self.on_failure: Callable[[BaseException], None] | None = None
+        # called with each committed Changes.record, in commit order, after its batch is
+        # durable and before its waiter resumes
+        self.on_durable: Callable[[Any], None] | None = None
         self.batches = 0
         self.batched_items = 0
         self.healthy = True
@@ -431,10 +439,11 @@ class Store:
             for r in c.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE is_open = 1 ORDER BY seq")
         ]
         max_seq = c.execute("SELECT MAX(seq) FROM orders").fetchone()[0]
-        floor = c.execute("SELECT value FROM meta WHERE key = 'seq_floor'").fetchone()
+        meta = {str(k): str(v) for k, v in c.execute("SELECT key, value FROM meta")}
+        floor = meta.get("seq_floor")
         if floor is not None:
-            max_seq = max(max_seq or 0, int(floor[0]))
-        return LoadedState(accounts, balances, open_orders, max_seq)
+            max_seq = max(max_seq or 0, int(floor))
+        return LoadedState(accounts, balances, open_orders, max_seq, meta)
 
     async def ensure_account(
         self, api_key: str, balances: dict[str, Decimal], now_ms: int, mode: str
@@ -471,14 +480,23 @@ class Store:
         return account_id, True
 
     # ---- group commit ----
-    async def commit(self, changes: Changes) -> None:
-        """Queue `changes` and wait until they are durable."""
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def enqueue(self, changes: Changes) -> asyncio.Future[None]:
+        """Queue `changes` now (synchronously: what is queued in one call is written in
+        that order); the future resolves once they are durable, or fails with StoreError."""
         if self._closing:
             raise StoreError("store is closing")
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
         self._queue_changes(changes, fut)
-        await fut
+        return fut
+
+    async def commit(self, changes: Changes) -> None:
+        """Queue `changes` and wait until they are durable."""
+        await self.enqueue(changes)
 
     def submit(self, changes: Changes) -> None:
         """Queue changes nobody waits for (audit entries of rejected requests). Their
@@ -593,7 +611,13 @@ class Store:
         self.healthy = True
         self.batches += 1
         self.batched_items += len(group)
-        for _, fut in group:
+        publish = self.on_durable
+        for ch, fut in group:
+            if publish is not None and ch.record is not None:
+                try:
+                    publish(ch.record)
+                except Exception:  # a publishing bug must not leave waiters hanging
+                    log.exception("publishing a committed change failed")
             if fut is not None and not fut.done():
                 fut.set_result(None)
 

@@ -411,14 +411,45 @@ class MexcClient:
         self._cache: dict[tuple[str, str], tuple[float, RawResponse]] = {}
         self._parsed: dict[tuple[str, str], tuple[RawResponse, Any]] = {}
         self._market_key_cache: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {}
+        # health (/healthz): the last error, the last usable answer, and since when the
+        # upstream has been down (None while it answers); an outage is logged once when it
+        # starts and once when it ends, never per failed call
         self.last_error: str | None = None
         self.last_ok_ms: int | None = None
+        self.down_since_ms: int | None = None
+        self._down_since = 0.0  # time.monotonic() of down_since_ms, for the outage's length
         self.calls = 0
         # the market stream's books and prices, preferred to REST where it has them
         self.live: LiveMarket | None = None
 
     def _now_ms(self) -> int:
         return self._clock.now_ms() if self._clock is not None else time.time_ns() // 1_000_000
+
+    # the failures that mean the upstream is down (not answering usably): refused or reset
+    # connections, timeouts, 5xx answers, bodies that are not MEXC's. A replay's missing
+    # recording or an unknown symbol is an answer about one request, not an outage.
+    _OUTAGE_KINDS = frozenset({"connect", "timeout", "http", "shape"})
+
+    def _failed(self, kind: str, reason: str) -> None:
+        self.last_error = reason
+        if kind in self._OUTAGE_KINDS and self.down_since_ms is None:
+            self.down_since_ms = self._now_ms()
+            self._down_since = time.monotonic()
+            log.warning(
+                "upstream %s is down (%s): public calls and orders that need market data fail "
+                "until it answers again (logged once; /healthz says degraded meanwhile)",
+                self.settings.replay_path or self.settings.base_url, reason,
+            )
+
+    def _answered(self) -> None:
+        if self.down_since_ms is not None:
+            log.warning(
+                "upstream %s answers again after %.1f s down",
+                self.settings.replay_path or self.settings.base_url, time.monotonic() - self._down_since,
+            )
+            self.down_since_ms = None
+        self.last_ok_ms = self._now_ms()
+        self.last_error = None
 
     async def close(self) -> None:
         for fut in list(self._inflight.values()):
@@ -433,7 +464,7 @@ class MexcClient:
         try:
             resp = await self.transport.request("GET", path, raw_query)
         except UpstreamError as exc:
-            self.last_error = f"{exc.kind}: {exc}"
+            self._failed(exc.kind, f"{exc.kind}: {exc}")
             if self.metrics is not None:
                 self.metrics.upstream_errors.labels(label, exc.kind).inc()
             raise
@@ -447,15 +478,14 @@ class MexcClient:
                 "shape", f"upstream {path} answered {resp.status} with a body that is not JSON",
                 status=resp.status,
             )
-            self.last_error = f"shape: {exc}"
+            self._failed("shape", f"shape: {exc}")
             if self.metrics is not None:
                 self.metrics.upstream_errors.labels(label, "shape").inc()
             raise exc
         if resp.status < 500:
-            self.last_ok_ms = self._now_ms()
-            self.last_error = None
+            self._answered()
         else:
-            self.last_error = f"http {resp.status}"
+            self._failed("http", f"http {resp.status}: upstream {path} answered {resp.status}")
             if self.metrics is not None:
                 self.metrics.upstream_errors.labels(label, "http5xx").inc()
         return resp
@@ -486,7 +516,16 @@ class MexcClient:
         headers: Mapping[str, str],
     ) -> RawResponse:
         """Live passthrough of a signed request, unchanged. Never used in paper mode."""
-        return await self.transport.request(method, path, raw_query, body, headers)
+        try:
+            resp = await self.transport.request(method, path, raw_query, body, headers)
+        except UpstreamError as exc:
+            self._failed(exc.kind, f"{exc.kind}: {exc}")
+            raise
+        if resp.status < 500:
+            self._answered()
+        else:
+            self._failed("http", f"http {resp.status}: upstream {path} answered {resp.status}")
+        return resp
 
     # ---- parsed, for the engine ----
     @staticmethod

@@ -483,6 +483,8 @@ class MarketWatcher:
         out: dict[str, Any] = {"enabled": self.stream is not None}
         if self.stream is not None:
             out.update(self.stream.status())
+        else:
+            out["state"] = "disabled"
         out["symbols"] = symbols
         return out
 

@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# Everything the sidecar needs, then the sidecar: a virtual environment (unless one is
-# active), the project installed from pyproject.toml, `python -m proxy` with your arguments.
-#   bash scripts/run.sh [--config PATH] [--host H] [--port P] [--replay CASSETTE] ...
+# Everything the sidecar needs, then the sidecar: a virtual environment (the active one, else
+# ./.venv, created if missing), the project installed from pyproject.toml (again only when
+# pyproject.toml changed: scripts/venv.sh), `python -m proxy` with your arguments.
+#   bash scripts/run.sh [--config PATH] [--host H] [--port P] [--replay CASSETTE] [--db PATH] ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if [ -z "${VIRTUAL_ENV:-}" ]; then
-  [ -x .venv/bin/python ] || python3 -m venv .venv
-  # shellcheck disable=SC1091
-  . .venv/bin/activate
-fi
-python -m pip install -q --disable-pip-version-check -e .
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
+use_venv
 exec python -m proxy "$@"

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_upstream import FakeMexc
 from mexc_client import ccxt_query
+from skip_policy import pytest_runtest_makereport  # noqa: F401  (CI fails on undeclared skips)
 
 from proxy.accesslog import SafeAccessLogger
 from proxy.app import create_app

@@ -73,7 +73,14 @@ async def overview(
 ) -> dict[str, Any]:
     """Everything the overview page and its live sections need, as display strings."""
     store = service.store
-    prices = await service.upstream.all_prices()
+    ledger = await pnl_cache.ledger(account_id)
+    held = [b for b in service.balances(account_id) if b.total]
+    wanted = {b.asset + quote for b in held if b.asset != quote}
+    for p in ledger.positions.values():
+        wanted.add(p.symbol)
+        if p.quote != quote:
+            wanted.add(p.quote + quote)
+    prices = await service.mark_prices(wanted)
     labels = {a: service.label(a) for a in service.account_ids()}
 
     valuation = value_balances(service.balances(account_id), prices, quote)
@@ -113,7 +120,6 @@ async def overview(
         for f in fills
     ]
 
-    ledger = await pnl_cache.ledger(account_id)
     report = ledger.report(prices, quote)
     pnl_rows = [
         {
@@ -146,14 +152,15 @@ async def overview(
 
     points = await store.equity(account_id, EQUITY_POINTS)
     recorded = len(points)
-    if prices or all(a.asset == quote for a in valuation.assets):
-        # the live value as the newest point, so the curve moves between recordings
+    if valuation.complete:
+        # the live value as the newest point, so the curve moves between recordings (a
+        # total that leaves out an unpriced asset is no value of the account: not drawn)
         now_ms = service.clock.now_ms()
         if not points or points[-1][0] < now_ms:
             points = [*points, (now_ms, valuation.total)]
     live_point = len(points) > recorded
     start_value = points[0][1] if points else None
-    change = None if start_value is None else valuation.total - start_value
+    change = None if start_value is None or not valuation.complete else valuation.total - start_value
 
     events = await store.events(account_id, None, RECENT_EVENTS)
 
@@ -161,7 +168,7 @@ async def overview(
         "quote": quote,
         "prices_ok": bool(prices),
         "balances": balances,
-        "total_value": money(valuation.total),
+        "total_value": money(valuation.total) if valuation.complete else "n/a",
         "unpriced": list(valuation.unpriced),
         "open_orders": open_orders,
         "recent_orders": recent_orders,

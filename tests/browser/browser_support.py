@@ -21,7 +21,8 @@ from process_support import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's chromium; $MEXC_PAPER_CHROMIUM names another (scripts/test.sh reads it too)
+CHROMIUM = Path(os.environ.get("MEXC_PAPER_CHROMIUM") or "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -18,6 +18,7 @@ import pytest
 from fake_upstream import FakeMexcThread
 
 from .e2e_harness import ErrorLog, Market, Sidecar, load_test_settings
+from .fresh_clone import FreshClone, make_fresh_clone
 
 # every request any fake upstream saw during the e2e run, for the final check
 SEEN: list = []
@@ -82,3 +83,9 @@ def upstream_never_saw_a_signed_request() -> Iterator[None]:
     if SEEN:
         assert [s for s in SEEN if "signature" in s.query] == []
         assert [s for s in SEEN if any(k.lower() == "x-mexc-apikey" for k in s.headers)] == []
+
+
+@pytest.fixture(scope="session")
+def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> FreshClone:
+    """The repository as a new user has it after the README's Quick start (fresh_clone.py)."""
+    return make_fresh_clone(tmp_path_factory.mktemp("clone"))

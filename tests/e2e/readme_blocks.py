@@ -47,3 +47,55 @@ def run_curl_recipe(base: str) -> tuple[dict, dict]:
     assert proc.returncode == 0, proc.stderr
     ack, account = (json.loads(line) for line in proc.stdout.strip().splitlines())
     return ack, account
+
+
+def shell_blocks(text: str = README) -> list[tuple[str, str, str]]:
+    """Every ```bash and ```console block: (the heading it is under, language, text)."""
+    out: list[tuple[str, str, str]] = []
+    heading = ""
+    lines = iter(text.splitlines(keepends=True))
+    for line in lines:
+        fence = re.match(r"^```(\S*)\n", line)
+        if fence is None:
+            m = re.match(r"^#+ (.*)\n", line)
+            heading = m.group(1) if m else heading
+            continue
+        body = []
+        for inner in lines:
+            if inner.startswith("```"):
+                break
+            body.append(inner)
+        if fence.group(1) in ("bash", "sh", "shell", "console"):
+            out.append((heading, fence.group(1), "".join(body)))
+    return out
+
+
+def commands(block: str) -> list[str]:
+    """A bash block's commands: lines joined across `\\` continuations, without comments
+    that take a whole line or end one (` # ...`) and without blank lines."""
+    out: list[str] = []
+    pending = ""
+    for line in block.splitlines():
+        if pending:
+            line = pending + " " + line.strip()
+            pending = ""
+        if line.rstrip().endswith("\\"):
+            pending = line.rstrip()[:-1].rstrip()
+            continue
+        code = re.sub(r"(^|\s)#\s.*$", "", line).strip()
+        if code and not code.startswith("#"):
+            out.append(code)
+    assert not pending, block
+    return out
+
+
+def console_steps(block: str) -> list[tuple[str, list[str]]]:
+    """A console block's `$ command` lines, each with the output lines shown under it."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            assert steps, f"console block output before any command: {block!r}"
+            steps[-1][1].append(line)
+    return steps

@@ -3,24 +3,36 @@ bot_recipes.py (which every e2e test uses), the official clients' base-URL overr
 lines official_clients.py builds its URLs from, its usage snippets and the curl recipe run
 against the sidecar, the compose block is the example file, and the endpoint table gives
 every route the class proxy/api.py gives it (simulated, answered locally, passed through,
-refused), the refused and 404/405 rows checked against the running sidecar."""
+refused), the refused and 404/405 rows checked against the running sidecar.
+
+And every shell block of the README (```bash and ```console) runs as written in a fresh
+copy of the repository, from a new shell with no virtual environment active, after the
+Quick start (fresh_clone.py); the few that cannot run inside the suite are in NOT_RUN with
+why. Inline commands need no active virtual environment either."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
 import re
+import signal
+import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
+from process_support import free_port, wait_healthy
 
 from proxy import api
 from proxy.routes import MEXC_ROUTES
 
 from .e2e_harness import KEY, SECRET, Market, Sidecar
+from .fresh_clone import FreshClone
 from .official_clients import (
     DEMO_CONFIG_OVERRIDE,
     DEMO_HOSTS_OVERRIDE,
@@ -29,7 +41,17 @@ from .official_clients import (
     JsSdkClient,
     override_url,
 )
-from .readme_blocks import DEFAULT_BASE, ROOT, code_blocks, run_curl_recipe, section
+from .readme_blocks import (
+    DEFAULT_BASE,
+    README,
+    ROOT,
+    code_blocks,
+    commands,
+    console_steps,
+    run_curl_recipe,
+    section,
+    shell_blocks,
+)
 
 RECIPES = (Path(__file__).parent / "bot_recipes.py").read_text(encoding="utf-8")
 POINT = section("Point your bot at mexc-paper")
@@ -217,3 +239,156 @@ def plain_get(url: str) -> tuple[int, object]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+# ------------------------------------------------------------ every shell block, as written
+
+# Commands of the README's shell blocks that the suite does not run, and why. A block whose
+# commands are all here is reported as a skip (declared in tests/skip_policy.py).
+NOT_RUN = {
+    "bash scripts/test.sh": (
+        "the suite's own command: run here it would run the suite inside itself; CI runs it "
+        "(.ci/run) and test_e2e_scripts.py runs it in a fresh copy on a few tests"),
+    "docker ": (
+        "needs a Docker daemon and the network (base image, pip); hadolint checks the "
+        "Dockerfile and test_process.py runs the image's CMD as a process"),
+}
+# a command that starts the sidecar (it runs until stopped)
+SIDECAR = re.compile(r"^(bash scripts/run\.sh|(\.venv/bin/)?python -m proxy)(\s|$)")
+BLOCKS = shell_blocks()
+
+
+def not_run(command: str) -> str | None:
+    return next((why for prefix, why in NOT_RUN.items() if command.startswith(prefix)), None)
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group of the process this test started
+        return proc.communicate(timeout=5)
+
+
+def start_in(clone: FreshClone, command: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["bash", "-c", f"exec {command}"], cwd=clone.path, env=clone.env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+
+
+def run_sidecar_command(clone: FreshClone, command: str) -> None:
+    """It starts, answers /healthz in paper mode, and stops cleanly on SIGTERM; nothing
+    needed installing (the Quick start did that)."""
+    proc = start_in(clone, command)
+    try:
+        health = wait_healthy(clone.port, proc, timeout=60)
+    finally:
+        out, err = stop(proc)
+    assert proc.returncode == 0, (command, out, err)
+    assert "installing mexc-paper" not in out, out
+    assert health["mode"] == "paper" and health["status"] in ("ok", "degraded"), health
+    assert "started mode=PAPER" in err, err
+    if "--replay" in command:
+        cassette = Path(command.split("--replay", 1)[1].split()[0])
+        assert health["status"] == "ok", health
+        assert health["storage"]["path"] == f"./data/paper-replay-{cassette.stem}.sqlite3", health
+
+
+@pytest.fixture(scope="module")
+def clone_sidecar(fresh_clone: FreshClone) -> Iterator[str]:
+    """The fresh copy's sidecar on the demo recording, for blocks that talk to one."""
+    port = free_port()
+    proc = start_in(fresh_clone, f"bash scripts/run.sh --replay cassettes/demo.yaml --port {port}")
+    try:
+        wait_healthy(port, proc, timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def mexc_errors(stdout: str) -> list[str]:
+    """Output lines that are MEXC error answers."""
+    out = []
+    for line in stdout.splitlines():
+        with contextlib.suppress(ValueError):
+            data = json.loads(line)
+            if isinstance(data, dict) and "msg" in data and data.get("code") not in (None, 0, 200):
+                out.append(line)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("heading", "lang", "block"), BLOCKS, ids=[f"{h} {i}" for i, (h, _l, _b) in enumerate(BLOCKS)])
+def test_readme_shell_block_runs_as_written_in_a_fresh_clone(
+    heading: str, lang: str, block: str, fresh_clone: FreshClone, request: pytest.FixtureRequest
+) -> None:
+    if lang == "console":
+        steps = console_steps(block)
+        cmds = [c for c, _o in steps]
+    else:
+        steps = []
+        cmds = commands(block)
+    skipped = [(c, not_run(c)) for c in cmds if not_run(c)]
+    to_run = [c for c in cmds if not not_run(c)]
+    if not to_run:
+        reasons = {why: [c.split(" -")[0] for c, w in skipped if w == why] for _c, why in skipped}
+        pytest.skip("README block not run by the suite: "
+                    + "; ".join(f"{', '.join(cs)}: {why}" for why, cs in reasons.items()))
+
+    if lang == "console":  # each command's output starts as shown ("..." ends a shown prefix)
+        assert not skipped, "a console block either runs whole or not at all"
+        for command, shown in steps:
+            proc = subprocess.run(["bash", "-c", command], cwd=fresh_clone.path, env=fresh_clone.env(),
+                                  capture_output=True, text=True, timeout=60)
+            got = (proc.stdout + proc.stderr).splitlines()
+            assert len(got) >= len(shown), (command, got)
+            for want, line in zip(shown, got, strict=False):
+                if want.endswith("..."):
+                    assert line.startswith(want[:-3]), (command, line)
+                else:
+                    assert line == want, (command, line)
+    elif any(SIDECAR.match(c) for c in to_run):
+        assert all(SIDECAR.match(c) for c in to_run), (
+            f"README block under {heading!r} mixes a sidecar start with other commands: split it")
+        for command in to_run:
+            run_sidecar_command(fresh_clone, command)
+    else:  # a script, e.g. the curl recipe: runs whole, against the fresh copy's sidecar
+        assert not skipped, f"README block under {heading!r}: a script cannot lose lines {skipped}"
+        base = request.getfixturevalue("clone_sidecar")
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.replace(DEFAULT_BASE, base)],
+                              cwd=fresh_clone.path, env=fresh_clone.env(), capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, (heading, proc.stdout, proc.stderr)
+        assert mexc_errors(proc.stdout) == [], (heading, proc.stdout)
+
+
+def test_readme_has_the_blocks_the_runner_expects() -> None:
+    """The runner above sees the Quick start, the offline replay, the curl recipe, the
+    live-mode refusal and Docker: a change to the README's fences cannot hide them."""
+    found = {h for h, _l, _b in BLOCKS}
+    assert {"Quick start", "Offline, from a recording", "Plain HTTP (curl)", "Modes", "Docker"} <= found
+    every = [c for _h, lang, b in BLOCKS for c in (commands(b) if lang != "console" else [])]
+    assert "bash scripts/run.sh --replay cassettes/demo.yaml" in every
+
+
+# an inline command that starts with one of these needs the virtual environment active
+BARE = re.compile(r"^(python3?|pip|pytest)\s")
+# inline spans that start that way and are fine as written, and why
+BARE_ALLOWED = {
+    "pip install -e . && python -m proxy": "said to be for a virtual environment of your own",
+    "python -m proxy": "names what scripts/run.sh starts",
+    "pip install -e .": "names what scripts/run.sh installs",
+}
+
+
+def test_readme_inline_commands_need_no_active_environment() -> None:
+    """`python -m bench --smoke` fails in a new shell; `.venv/bin/python -m bench --smoke`
+    works. Synopses (`python -m proxy [--config PATH] ...`, with brackets) and names of a
+    program (`pytest`, no arguments) are not commands to type."""
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", README, flags=re.M | re.S))
+    bad = [s for s in spans if BARE.match(s) and "[" not in s and s not in BARE_ALLOWED]
+    assert bad == [], f"README commands that need an active virtual environment: {bad}"
+    assert "`.venv/bin/python -m bench --smoke`" in README

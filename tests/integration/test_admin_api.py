@@ -89,8 +89,13 @@ async def test_accounts_list_balances_and_positions(
     [pos] = ok(await admin(client, "GET", "/accounts/1"))["positions"]
     assert (pos["quantity"], pos["avg_cost"], pos["unrealised_pnl"]) == (
         "-0.03", "87999.5", "3.6324")  # (87878.42 - 87999.5) x -0.03
-    # no price from the upstream: the position is still listed, its value unknown
+    # no ticker from the upstream: valued at the middle of the book the engine holds, the
+    # best price the sidecar has (as on the dashboard and the equity curve)
     fake.faults["/api/v3/ticker/price"] = Fault(status=500, body="{}")
+    [pos] = ok(await admin(client, "GET", "/accounts/1"))["positions"]
+    assert (pos["quantity"], pos["price"], pos["unrealised_pnl"]) == ("-0.03", "87999.75", "-0.0075")
+    # and with no book either, the position is still listed, its value unknown
+    client.app[keys.SERVICE].state.markets.clear()
     [pos] = ok(await admin(client, "GET", "/accounts/1"))["positions"]
     assert (pos["quantity"], pos["price"], pos["unrealised_pnl"]) == ("-0.03", None, None)
     assert place_1["orderId"].startswith("C02__")

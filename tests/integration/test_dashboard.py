@@ -449,21 +449,25 @@ async def test_changes_within_the_gap_do_not_record_but_a_reset_does_at_once(
     traded = await _account_value(signed)
     assert traded != Decimal("97900")
 
-    # a round that reads the balances while the reset is being written queues a point with
-    # the old value after the reset's DELETE; the recorder must not keep it
-    commit = store.commit
-    stale: list[dict[int, Decimal]] = []
+    # a round racing the reset: the reset is in memory the moment it is queued for the
+    # disk (one commit path), so the round reads the restored balances, never a mix
+    enqueue = store.enqueue
+    racing: list[asyncio.Future[dict[int, Decimal]]] = []
 
-    async def commit_with_a_racing_round(changes: Any) -> None:
-        racing = asyncio.ensure_future(recorder.record_once())
-        await commit(changes)
-        stale.append(await racing)
-        clock.advance(1000)
+    def enqueue_with_a_racing_round(changes: Any) -> Any:
+        racing.append(asyncio.ensure_future(recorder.record_once()))
+        return enqueue(changes)
 
-    monkeypatch.setattr(store, "commit", commit_with_a_racing_round)
+    monkeypatch.setattr(store, "enqueue", enqueue_with_a_racing_round)
     await service.reset_account(1)
-    monkeypatch.setattr(store, "commit", commit)
-    assert stale[0][1] == traded  # the racing round did read the old balances
+    monkeypatch.setattr(store, "enqueue", enqueue)
+    assert (await racing[0])[1] == Decimal("97900")
+    await store.flush()
+    assert [v for _, v in await store.equity(1)] == [Decimal("97900")]
+
+    # without a racing round, the recorder itself records right after a reset
+    clock.advance(1000)
+    await service.reset_account(1)
 
     async with asyncio.timeout(5):
         await recorder.wait_rounds(2)  # right after the reset, though the gap is an hour
@@ -523,10 +527,12 @@ async def test_a_switch_to_live_that_cannot_be_audited_is_undone(
     assert await service.switch_mode("paper", source="test") is True
     assert await service.switch_mode("paper", source="test") is False  # no change, no entry
 
-    async def broken(changes: Any) -> None:
-        raise StoreError("disk full")
+    def broken(changes: Any) -> asyncio.Future[None]:
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_exception(StoreError("disk full"))
+        return fut
 
-    monkeypatch.setattr(app[keys.STORE], "commit", broken)
+    monkeypatch.setattr(app[keys.STORE], "enqueue", broken)
     with pytest.raises(StoreError):
         await service.switch_mode("live", source="test")
     assert mode.current == "paper"  # paper is the safe side
@@ -541,3 +547,39 @@ async def test_without_accounts_the_pages_still_render(
         resp = await client.get(path)
         assert resp.status == 200, path
     assert "No accounts" in await (await client.get("/dashboard/")).text()
+
+
+async def test_assets_are_valued_with_the_best_price_the_sidecar_has(
+    aiohttp_client: Any, aiohttp_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Issue 16: on the replay demo the all-symbols ticker holds five other symbols, so BTC
+    was valued n/a and left out: the page reported 9,712 USDT for an account holding
+    1.003 BTC, and the equity curve fell. BTC is now valued at its own ticker (else the
+    engine's book), the same way on the page and the curve; an asset nobody can price
+    makes the total n/a, and no point is drawn or recorded from a partial total."""
+    fake = FakeMexc(clock.now_ms)  # the recorded all-symbols ticker: no BTCUSDT in it
+    fake.recorded["/api/v3/ticker/price"] = [("", [{"symbol": "ETHUSDT", "price": "3000"}])]
+    server = await aiohttp_server(fake.app())
+    app, client, signed = await _quiet_recorder_app(aiohttp_client, server, tmp_path, clock, 3600)
+    recorder, store = app[keys.EQUITY], app[keys.STORE]
+    await place(signed, side="BUY", type="MARKET", quoteOrderQty="200")
+    expected = await _account_value(signed, "87900")  # BTCUSDT's own ticker
+    clock.advance(1000)
+    assert (await recorder.record_once())[1] == expected
+    state = await (await client.get("/dashboard/api/state?account=1")).json()
+    assert re.search(
+        rf'id="total-value">{re.escape(present.money(expected))} USDT<', state["html"]["balances"]
+    )
+    await store.flush()
+    assert [v for _, v in await store.equity(1)] == [Decimal("97900"), expected]  # no fall
+    assert fake.signed_requests() == []
+
+    await app[keys.SERVICE].fund(1, "ZZZ", Decimal("5"))  # no ticker, no book: no price at all
+    clock.advance(1000)
+    assert 1 not in await recorder.record_once()  # a partial total is no point
+    state = await (await client.get("/dashboard/api/state?account=1")).json()
+    balances_html = state["html"]["balances"]
+    assert 'id="total-value">n/a USDT<' in balances_html
+    assert "No USDT price for ZZZ" in balances_html
+    await store.flush()
+    assert [v for _, v in await store.equity(1)] == [Decimal("97900"), expected]

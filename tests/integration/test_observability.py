@@ -10,12 +10,13 @@ from typing import Any
 
 import orjson
 from aiohttp.test_utils import TestClient
-from conftest import make_settings
+from conftest import NOW, make_settings
 from fake_upstream import FakeMexc, Fault
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import logsetup
 from proxy.app import create_app
+from proxy.config import UpstreamSettings
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -67,6 +68,82 @@ async def test_healthz_names_mode_version_upstream_and_storage(client: TestClien
     assert body["mode"] == "paper"
     assert body["version"]
     assert {"upstream", "storage"} <= body.keys()
+
+
+DEPTH = "/api/v3/depth?symbol=BTCUSDT&limit=5"
+
+
+def _outage_lines(logs: Any) -> tuple[list[logging.LogRecord], list[logging.LogRecord]]:
+    records = [r for r in logs.records if r.name == "proxy.upstream"]
+    return ([r for r in records if " is down (" in r.getMessage()],
+            [r for r in records if " answers again after " in r.getMessage()])
+
+
+async def test_a_down_upstream_makes_healthz_degraded_with_http_200_and_is_logged_once(
+    client: TestClient, fake: FakeMexc, captured_logs: Any
+) -> None:
+    """Every public call answers 503 while MEXC is unreachable: /healthz says so, with the
+    reason, and stays HTTP 200 (Docker must not restart a live sidecar in a loop); the log
+    says it once when the outage starts and once when it ends."""
+    assert (await client.get(DEPTH)).status == 200
+    body = await (await client.get("/healthz")).json()
+    assert (body["status"], body["reasons"], body["upstream"]["ok"]) == ("ok", [], True)
+
+    fake.faults["*"] = Fault(drop=True)  # the connection closes without an answer
+    for _ in range(3):
+        resp = await client.get(DEPTH)
+        assert resp.status == 503, await resp.text()
+    resp = await client.get("/healthz")
+    assert resp.status == 200
+    body = await resp.json()
+    up = body["upstream"]
+    assert body["status"] == "degraded"
+    assert up["ok"] is False and up["down_since_ms"] == NOW
+    assert up["reason"] == up["last_error"] and up["reason"].startswith("connect: ")
+    assert body["reasons"] == [f"upstream: {up['reason']}"]
+    assert body["storage"]["ok"] is True and "reason" not in body["storage"]
+    down, back = _outage_lines(captured_logs)
+    assert len(down) == 1 and back == []
+    assert down[0].levelno == logging.WARNING and up["reason"] in down[0].getMessage()
+
+    fake.faults.clear()
+    for _ in range(2):
+        assert (await client.get(DEPTH)).status == 200
+    resp = await client.get("/healthz")
+    body = await resp.json()
+    assert (resp.status, body["status"], body["reasons"]) == (200, "ok", [])
+    assert body["upstream"]["ok"] is True and body["upstream"]["down_since_ms"] is None
+    assert "reason" not in body["upstream"]
+    down, back = _outage_lines(captured_logs)
+    assert len(down) == 1 and len(back) == 1
+
+
+async def test_an_unreachable_upstream_is_degraded_not_ok(aiohttp_client: Any, tmp_path: Path) -> None:
+    """The issue's case: nothing listens at the upstream's address."""
+    client = await aiohttp_client(create_app(make_settings(tmp_path, "http://127.0.0.1:9")))
+    assert (await client.get("/api/v3/ping")).status == 503
+    resp = await client.get("/healthz")
+    body = await resp.json()
+    assert (resp.status, body["status"]) == (200, "degraded")
+    assert body["reasons"][0].startswith("upstream: connect: upstream unreachable")
+
+
+async def test_a_replay_without_a_recording_is_no_outage(aiohttp_client: Any, tmp_path: Path) -> None:
+    """A path the cassette lacks is an answer about one request, not a down upstream."""
+    cassette = tmp_path / "ping-only.yaml"
+    cassette.write_text(
+        "version: 1\ninteractions:\n"
+        "- request: {method: GET, uri: 'https://api.mexc.com/api/v3/ping'}\n"
+        "  response: {status: {code: 200}, headers: {Content-Type: [application/json]},\n"
+        "             body: {string: '{}'}}\n")
+    up = UpstreamSettings(replay_path=str(cassette), market_cache_ms=0)
+    settings = make_settings(tmp_path, upstream=up)
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/api/v3/ping")).status == 200
+    assert (await client.get(DEPTH)).status >= 500
+    body = await (await client.get("/healthz")).json()
+    assert (body["status"], body["upstream"]["ok"]) == ("ok", True)
+    assert body["upstream"]["last_error"].startswith("replay: no recording")
 
 
 async def test_wrong_method_on_local_paths_is_mexc_405(aiohttp_client: Any, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def test_starts_on_committed_config_and_stops_on_signal(tmp_path: Path, sig: int
         health = wait_healthy(port, proc)
         assert health["status"] == "ok"
         assert health["mode"] == "paper"
-        assert health["storage"]["ok"] is True
+        assert health["storage"] == {"path": "./data/paper-replay-demo.sqlite3", "ok": True}
         t0 = time.monotonic()
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=5)
@@ -50,11 +51,13 @@ def test_starts_on_committed_config_and_stops_on_signal(tmp_path: Path, sig: int
     assert "mode=PAPER" in line
     assert f"listen=http://127.0.0.1:{port}" in line
     assert f"upstream=replay:{DEMO}" in line
-    assert "db=./data/paper.sqlite3" in line
+    # a replay has its own database next to the configured one (storage.path)
+    assert "db=./data/paper-replay-demo.sqlite3" in line
     assert "accounts=1" in line
     assert "keys=mx0v...demo" in line
     assert "mx0vglpaperdemo" not in err and "paperdemosecret" not in err
-    assert (tmp_path / "data" / "paper.sqlite3").exists()
+    assert (tmp_path / "data" / "paper-replay-demo.sqlite3").exists()
+    assert not (tmp_path / "data" / "paper.sqlite3").exists()
 
 
 def test_live_half_armed_refuses_to_start_and_names_live_enabled(tmp_path: Path) -> None:
@@ -87,7 +90,7 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
     proc = start(["--help"], cwd=tmp_path)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
-    for opt in ("--config", "--host", "--port", "--replay"):
+    for opt in ("--config", "--host", "--port", "--replay", "--record", "--db"):
         assert opt in out
 
 
@@ -105,36 +108,41 @@ def test_docker_command_starts_outside_docker(tmp_path: Path) -> None:
     env = {"PROXY_CONFIG": str(ROOT / "config.yaml"), "MEXC_PAPER_DB": str(tmp_path / "d" / "p.db")}
     proc = start([*args, "--replay", str(DEMO)], cwd=tmp_path, env=env)
     try:
-        assert wait_healthy(port, proc)["mode"] == "paper"
-        assert (tmp_path / "d" / "p.db").exists()
+        health = wait_healthy(port, proc)
+        assert health["mode"] == "paper"
+        # the replay's own database, in the folder of $MEXC_PAPER_DB (the volume /data)
+        assert health["storage"]["path"] == str(tmp_path / "d" / "paper-replay-demo.sqlite3")
+        assert (tmp_path / "d" / "paper-replay-demo.sqlite3").exists()
+        assert not (tmp_path / "d" / "p.db").exists()
     finally:
         proc.terminate()
         proc.communicate(timeout=5)
     assert proc.returncode == 0
 
 
-def test_readme_run_script_sets_up_and_starts_the_sidecar(tmp_path: Path) -> None:
-    """README's first command: `bash scripts/run.sh` (here inside the active virtual
-    environment, so it installs into it instead of creating .venv)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPER_TRADING", "PROXY_"))}
-    venv = str(Path(sys.executable).parent.parent)
-    env.update(VIRTUAL_ENV=venv, PATH=f"{venv}/bin:{env.get('PATH', '')}",
-               MEXC_PAPER_DB=str(tmp_path / "run.sqlite3"))
-    proc = subprocess.Popen(
-        ["bash", str(ROOT / "scripts" / "run.sh"), "--port", str(port), "--replay", str(DEMO)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        health = wait_healthy(port, proc, timeout=120)
-        assert (health["status"], health["mode"]) == ("ok", "paper")
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    assert "mode=PAPER" in err and f"db={tmp_path / 'run.sqlite3'}" in err
-    assert (tmp_path / "run.sqlite3").exists()
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "bash scripts/run.sh " in readme and "bash scripts/test.sh " in readme
+def test_replay_orders_stay_out_of_the_normal_database_unless_db_names_it(tmp_path: Path) -> None:
+    """A replay's orders never reach the database a live-market session uses; `--db PATH`
+    chooses the database of any run, a replay's included."""
+    config = ["--config", str(ROOT / "config.yaml"), "--replay", str(DEMO)]
+    chosen = tmp_path / "mine.sqlite3"
+    for extra, db in (([], tmp_path / "data" / "paper-replay-demo.sqlite3"), (["--db", str(chosen)], chosen)):
+        port = free_port()
+        proc = start([*config, "--port", str(port), *extra], cwd=tmp_path)
+        try:
+            health = wait_healthy(port, proc)
+            assert os.path.abspath(tmp_path / health["storage"]["path"]) == str(db)
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/admin/api/accounts/1/fund", method="POST",
+                data=b'{"asset": "USDT", "amount": "5"}', headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                assert resp.status == 200
+        finally:
+            proc.terminate()
+            _out, err = proc.communicate(timeout=5)
+        assert proc.returncode == 0, err
+        assert f"db={health['storage']['path']}" in err
+        assert db.exists()
+    # the normal database was never created: the next live-market session starts clean
+    assert not (tmp_path / "data" / "paper.sqlite3").exists()
+    databases = sorted(p.name for p in tmp_path.rglob("*.sqlite3"))
+    assert databases == ["mine.sqlite3", "paper-replay-demo.sqlite3"]

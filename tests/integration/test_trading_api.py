@@ -12,10 +12,11 @@ balance, price, quantity and fee below is worked out by hand from them (the arit
 in the comments). Accounts (conftest): key 1 starts with 10000 USDT and 1 BTC, key 2 with
 500 USDT.
 
-Response key sets are checked against the real recorded shapes in ../shared/fixtures/mexc
-(JKorf Mexc.Net endpoint fixtures, ccxt's static mexc responses); where the sidecar follows
-a newer live shape quoted in ../shared/reference/mexc-spot-v3.md instead, the difference is
-spelled out next to the check.
+Response key sets are checked against the real recorded shapes in tests/fixtures/mexc
+(JKorf Mexc.Net endpoint fixtures, ccxt's static mexc responses, copied into the repository;
+their origin is in tests/fixtures/mexc/README.md); where the sidecar follows a newer live
+shape quoted in the MEXC reference (the project's shared reference/mexc-spot-v3.md) instead,
+the difference is spelled out next to the check.
 
 Signing styles, auth errors and the basic isolation checks are in test_auth.py; market
 passthrough in test_passthrough.py; durability after SIGKILL in
@@ -29,7 +30,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from conftest import KEY, KEY2, NOW, SECRET, SECRET2
 from fake_upstream import FakeMexc
@@ -38,7 +38,7 @@ from mexc_client import ccxt_query
 from proxy.clock import FixedClock
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "mexc"
+FIXTURES = ROOT / "tests" / "fixtures" / "mexc"
 ORDER_ID = re.compile(r"^C02__\d{21}$")
 DAY = 86_400_000
 S = "BTCUSDT"
@@ -48,18 +48,35 @@ S = "BTCUSDT"
 
 
 def _fixture(path: str) -> Any:
-    p = FIXTURES / path
-    if not p.exists():
-        pytest.skip(f"recorded fixtures not found at {FIXTURES}")
-    return json.loads(p.read_text())
+    return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
 
 
 def jkorf(area: str, name: str) -> Any:
     """A JKorf Mexc.Net fixture: method, path, auth flag, then the response JSON."""
-    p = FIXTURES / "jkorf-mexc-net" / area / f"{name}.txt"
-    if not p.exists():
-        pytest.skip(f"recorded fixtures not found at {FIXTURES}")
-    return json.loads(p.read_text().split("\n", 3)[3])
+    text = (FIXTURES / "jkorf-mexc-net" / area / f"{name}.txt").read_text(encoding="utf-8")
+    return json.loads(text.split("\n", 3)[3])
+
+
+# every recording this module reads (a missing one fails the test that reads it, never skips)
+RECORDINGS = (
+    "ccxt-static/response_mexc.json",
+    *(f"jkorf-mexc-net/{name}.txt" for name in (
+        "Trading/PlaceOrder", "Trading/CancelOrder", "Trading/CancelAllOrders", "Trading/GetUserTrades",
+        "Account/GetAccountInfo", "Account/GetTradeFeeAsync", "Account/GetMxDeductionStatus",
+        "Account/SetMxDeduction", "Account/GetKycStatus", "ExchangeData/GetApiSymbols",
+    )),
+)
+
+
+def test_the_recorded_shapes_are_in_the_repository() -> None:
+    """Inside the repository, so a clone anywhere runs the shape checks (they used to read
+    ../shared/fixtures and skip silently elsewhere); each named with its origin."""
+    assert FIXTURES.is_relative_to(ROOT / "tests")
+    readme = (FIXTURES / "README.md").read_text(encoding="utf-8")
+    for name in RECORDINGS:
+        assert (FIXTURES / name).is_file(), name
+        assert name in readme, f"{name} is not listed in {FIXTURES / 'README.md'}"
+    assert "github.com/JKorf/Mexc.Net @ 92dc3013" in readme and "github.com/ccxt/ccxt @ 9349afed" in readme
 
 
 def ccxt_responses(method: str) -> list[Any]:

@@ -1,0 +1,52 @@
+"""Under CI (CI=true, set by .ci/run) a skipped test is a failure unless its reason is
+declared below with why it may skip there. A skip hides a test that did not run: in CI that
+must be a decision written down here, never an accident of the machine (a missing tool, a
+file outside the repository, a browser that could not be installed).
+
+Locally skips stay skips, and `-rs` (pyproject.toml addopts) prints every reason.
+tests/conftest.py imports the hook; tests/unit/test_suite_policy.py runs it on a small suite.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import pytest
+
+# reason pattern (re.search on the skip's reason) -> why that skip is allowed under CI
+DECLARED_SKIPS: dict[str, str] = {
+    r"^README block not run by the suite: ": (
+        "the README's shell blocks that cannot run inside the test suite (docker, the suite's "
+        "own command); tests/e2e/test_e2e_readme.py's NOT_RUN names each block and why"
+    ),
+}
+
+
+def declared(reason: str) -> bool:
+    return any(re.search(pattern, reason) for pattern in DECLARED_SKIPS)
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # (file, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if os.environ.get("CI") != "true" or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = skip_reason(report)
+    if declared(reason):
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"undeclared skip under CI=true: {reason}\n"
+        "A test that does not run in CI must be declared with its reason in "
+        "tests/skip_policy.py DECLARED_SKIPS (or made to run)."
+    )
