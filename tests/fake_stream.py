@@ -233,17 +233,20 @@ class FakeMexcStream:
         versions: int = 1, speed: str = "100ms",
     ) -> tuple[int, int]:
         """Change the REST fake's book (absolute quantities, "0" deletes) and push the
-        diff; `versions` updates are folded into it (MEXC aggregates per 100 ms)."""
+        diff; `versions` updates are folded into it (MEXC aggregates per 100 ms). The
+        symbol's `lastUpdateId` is its version counter (a test that bumps it simulates
+        updates the stream never delivered)."""
         assert self.rest is not None, "depth pushes need the REST fake (one version counter)"
         book = self.rest.books[symbol]
         _apply(book, "asks", asks, reverse=False)
         _apply(book, "bids", bids, reverse=True)
-        first = self.rest.version + 1
-        self.rest.version += versions
-        book["lastUpdateId"] = self.rest.version
-        frame = self.depth_frame(symbol, list(asks), list(bids), first, self.rest.version, speed)
+        first = int(book["lastUpdateId"]) + 1
+        last = first + versions - 1
+        book["lastUpdateId"] = last
+        self.rest.version = max(self.rest.version, last)  # set_book moves on from here
+        frame = self.depth_frame(symbol, list(asks), list(bids), first, last, speed)
         await self.push(f"spot@public.aggre.depth.v3.api.pb@{speed}@{symbol}", frame)
-        return first, self.rest.version
+        return first, last
 
     def book_ticker_frame(self, symbol: str, bid: str, bid_qty: str, ask: str, ask_qty: str) -> bytes:
         channel = f"spot@public.aggre.bookTicker.v3.api.pb@100ms@{symbol}"

@@ -184,7 +184,8 @@ async def test_steady_state_costs_no_rest_request(env: Env) -> None:
     for i in range(5):
         await env.fake_ws.push_depth(SYMBOL, bids=[("86999.00", str(1 + i))])
         await env.fake_ws.push_deals(SYMBOL, [("87005", "0.001", BUY_TAKER, NOW + 20 + i)])
-    await env.until(lambda: feed.trades_fed >= 5 and feed.book.version == env.fake.version)
+    last = env.fake.books[SYMBOL]
+    await env.until(lambda: feed.trades_fed >= 5 and feed.book.version == last["lastUpdateId"])
     await env.watcher.wait_cycles(3)  # the polling loop runs, and leaves the symbol alone
     assert env.rest_market_requests() == before
     health = await env.health()
@@ -224,13 +225,13 @@ async def test_a_gap_in_the_versions_resyncs_from_one_snapshot(env: Env) -> None
     await env.streaming()
     feed = env.watcher.feeds[SYMBOL]
     depth_calls = sum(1 for s in env.fake.seen if s.path == "/api/v3/depth")
-    env.fake.version += 5  # five updates the stream never delivered
+    env.fake.books[SYMBOL]["lastUpdateId"] += 5  # five updates the stream never delivered
     await env.fake_ws.push_depth(SYMBOL, asks=[("87001.00", "0.7")])
     await env.until(lambda: feed.book.resyncs >= 2 and feed.source == "stream")
     assert feed.book.gaps == 1
     assert sum(1 for s in env.fake.seen if s.path == "/api/v3/depth") == depth_calls + 1
     assert dict(feed.book.book(10).asks)[D("87001.00")] == D("0.7")
-    assert feed.book.version == env.fake.version
+    assert feed.book.version == env.fake.books[SYMBOL]["lastUpdateId"]
 
 
 async def test_the_stream_shows_in_metrics(env: Env) -> None:
