@@ -305,7 +305,8 @@ class Bench:
             s = relay_bench.summary(f)
             log(f"relay rep {rep + 1}: added p50 {s['added_p50']:.3f} ms, p99 {s['added_p99']:.3f} ms; "
                 f"fan-out {s['delivered_pct']:.1f} % delivered, {s['cpu_ms_per_1000']:.1f} ms CPU/1000; "
-                f"{s['market_rest_per_s']:.2f} market REST req/s for {f.symbols} symbols")
+                f"{s['market_rest_per_s']:.2f} market REST req/s for {f.symbols} symbols "
+                f"(steady-state requests by path: {f.steady_rest})")
             r.add(sec, "frame via the sidecar's /ws: p50", "ms", s["via_p50"])
             r.add(sec, "frame via the sidecar's /ws: p99", "ms", s["via_p99"])
             r.add(sec, "frame straight from the upstream: p50", "ms", s["direct_p50"])

@@ -469,6 +469,9 @@ class MarketWatcher:
             return None
         return feed.last_price
 
+    def _stream_state(self) -> str:
+        return str(self.stream.status().get("state")) if self.stream is not None else "disabled"
+
     def stream_status(self) -> dict[str, Any]:
         """For /healthz: the stream's state and the source of each watched symbol."""
         symbols: dict[str, Any] = {}
@@ -501,6 +504,13 @@ class MarketWatcher:
             feed = self.feeds.get(symbol)
             if feed is None and self.stream is not None:
                 feed = self._start_feed(symbol)
+            if (
+                feed is not None and feed.task is not None and not feed.task.done()
+                and self._stream_state() != "down"
+            ):
+                # its channels are being subscribed (the answer pokes this loop): their
+                # first REST page would be outdated by the hand-over page at once
+                continue
             if feed is not None and feed.trades_src == STREAM and feed.book_src == STREAM:
                 if feed.book.needs_resync:
                     feed.book_src = REST

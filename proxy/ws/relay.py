@@ -75,6 +75,8 @@ class StreamRelay:
         self._pending: dict[str, asyncio.Future[bool]] = {}
         self.frames_delivered = 0
         self.sink_errors = 0
+        self._changed: asyncio.Condition | None = None  # created by wait_subscribers
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ PublicChannels
     def is_public(self, channel: str) -> bool:
@@ -87,6 +89,7 @@ class StreamRelay:
         if sink in current:
             return True
         self._sinks[channel] = (*current, sink)
+        self._sinks_changed()
         pending = self._pending.get(channel)
         if pending is not None:  # the first subscriber's upstream call is under way
             ok = await asyncio.shield(pending)
@@ -107,6 +110,7 @@ class StreamRelay:
                 # refused upstream (or this call was cancelled): every sink that joined
                 # meanwhile gets the same answer
                 self._sinks.pop(channel, None)
+                self._sinks_changed()
                 self.client.unsubscribe(channel)
             fut.set_result(ok)
         return ok
@@ -116,6 +120,7 @@ class StreamRelay:
         if not current or sink not in current:
             return
         rest = tuple(s for s in current if s is not sink)
+        self._sinks_changed()
         if rest:
             self._sinks[channel] = rest
             return
@@ -136,6 +141,24 @@ class StreamRelay:
 
     def subscribers(self, channel: str) -> int:
         return len(self._sinks.get(channel, ()))
+
+    async def wait_subscribers(self, channel: str, n: int) -> None:
+        """Until `channel` has `n` local subscribers (tests; bound it with a timeout)."""
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.subscribers(channel) == n)
+
+    def _sinks_changed(self) -> None:
+        cond = self._changed
+        if cond is not None:
+            async def notify() -> None:
+                async with cond:
+                    cond.notify_all()
+
+            task = asyncio.get_running_loop().create_task(notify())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def status(self) -> dict[str, object]:
         out = self.client.status()

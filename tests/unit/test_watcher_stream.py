@@ -138,10 +138,11 @@ async def test_the_hand_over_feeds_each_trade_once_from_one_source() -> None:
     w, stream, up, svc = await watcher()
     try:
         up.page = page(A, B)
-        await w.poll_once()  # not live yet: REST, first page counts from the start
+        await w.poll_once()  # the channels are being subscribed: no REST page meanwhile
         feed = w.feeds[SYM]
-        assert feed.task is not None
-        await feed.task  # subscribed
+        assert feed.task is not None and up.calls == []
+        await feed.task  # subscribed, but not live yet (the stream is slow to answer)
+        await w.poll_once()  # REST meanwhile: its first page counts from the start
         assert svc.fed == keys(A, B) and feed.trades_src == "rest"
         # the stream starts delivering before the hand-over: B (also on the REST pages)
         stream.set_live(DEALS, 1)
