@@ -67,6 +67,7 @@ class _Conn:
         self.failures = 0
         self.ever_up = False
         self.empty_since: float | None = None
+        self.reaped = False  # closed by us after idle_close_s without a subscription
         self.next_id = 1
 
     @property
@@ -108,6 +109,13 @@ class _Conn:
                 if ws is not None and not ws.closed:
                     with contextlib.suppress(Exception):
                         await ws.close()
+            if self.reaped:  # we closed it, unused: no outage
+                self.reaped = False
+                self.ever_up = False
+                if not self.channels:
+                    c._connection_closed(self)
+                    return
+                continue  # wanted again meanwhile: a new socket at once
             if not self.channels and self._idle_expired():
                 c._connection_closed(self)
                 return
@@ -410,6 +418,7 @@ class StreamClient:
         if conn.channels or conn.ws is None or conn.ws.closed or conn.empty_since is None:
             return
         if time.monotonic() - conn.empty_since >= self.idle_close_s:
+            conn.reaped = True
             task = asyncio.ensure_future(conn.ws.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)

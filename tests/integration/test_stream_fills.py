@@ -248,3 +248,66 @@ async def test_the_stream_shows_in_metrics(env: Env) -> None:
     health = await env.health()
     assert health["status"] == "ok"
     assert health["stream"]["connections"] == 1 and health["stream"]["frames_in"] >= 1
+
+
+async def test_a_recording_holds_the_stream_frames_beside_the_rest_answers(
+    aiohttp_server: Any, aiohttp_client: Any, fake: FakeMexc, clock: FixedClock, tmp_path: Path
+) -> None:
+    import base64
+
+    import yaml
+
+    from proxy.config import UpstreamSettings
+    from proxy.upstream import ReplayTransport
+
+    fake.set_book(SYMBOL, bids=[("87000.00", "0.004")], asks=[("87001.00", "1")])
+    fake_ws = FakeMexcStream(fake, clock=clock.now_ms)
+    rest = await aiohttp_server(fake.app())
+    ws = await aiohttp_server(fake_ws.app())
+    cassette = tmp_path / "rec.yaml"
+    settings = make_settings(tmp_path, upstream=UpstreamSettings(
+        base_url=str(rest.make_url("")).rstrip("/"), timeout_s=2, connect_timeout_s=1, market_cache_ms=0,
+        ws_url=str(ws.make_url("/ws")).replace("http://", "ws://"), record_path=str(cassette),
+    ))
+    app = create_app(settings, clock=clock)
+    env = Env(app, await aiohttp_client(app), clock, fake, fake_ws)
+    await env.call("POST", "/api/v3/order", BUY)
+    await env.streaming()
+    feed = env.watcher.feeds[SYMBOL]
+    deals = fake_ws.deals_frame(SYMBOL, [("87005", "0.001", BUY_TAKER, NOW + 1)])
+    await fake_ws.push(f"spot@public.aggre.deals.v3.api.pb@100ms@{SYMBOL}", deals)
+    await env.until(lambda: feed.trades_in >= 1)
+    items = yaml.safe_load(cassette.read_text())["interactions"]
+    rest_items = [it for it in items if "request" in it]
+    stream_items = [it["stream"] for it in items if "stream" in it]
+    assert rest_items and all(it["recorded_ms"] == NOW for it in rest_items)
+    assert {it["request"]["uri"].split("?")[0].rsplit("/", 1)[-1] for it in rest_items} >= {"depth", "trades"}
+    assert stream_items[-1] == {
+        "channel": f"spot@public.aggre.deals.v3.api.pb@100ms@{SYMBOL}",
+        "recorded_ms": NOW,
+        "frame": base64.b64encode(deals).decode(),
+    }
+    # the REST part still replays (frames are for the tape's replay)
+    replay = ReplayTransport(cassette)
+    assert (await replay.request("GET", "/api/v3/exchangeInfo", f"symbol={SYMBOL}")).status == 200
+
+
+async def test_replay_never_connects_to_the_stream(
+    aiohttp_client: Any, aiohttp_server: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    from conftest import ROOT
+
+    from proxy.config import UpstreamSettings
+
+    fake_ws = FakeMexcStream()
+    ws = await aiohttp_server(fake_ws.app())
+    settings = make_settings(tmp_path, upstream=UpstreamSettings(
+        replay_path=str(ROOT / "cassettes" / "demo.yaml"), market_cache_ms=0,
+        ws_url=str(ws.make_url("/ws")).replace("http://", "ws://"),
+    ))
+    app = create_app(settings, clock=clock)
+    client = await aiohttp_client(app)
+    assert app.get(keys.MARKET_STREAM) is None and app.get(keys.PUBLIC_CHANNELS) is None
+    health = await (await client.get("/healthz")).json()
+    assert health["stream"]["state"] == "disabled"
+    assert fake_ws.connections_made == 0

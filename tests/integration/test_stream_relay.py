@@ -282,3 +282,32 @@ async def test_every_frame_is_recorded_with_its_channel_and_arrival_time(
     ]
     text = cassette.read_text()
     assert f"- stream:\n    channel: {DEALS}\n    recorded_ms: " in text  # the shape, exactly
+
+
+async def test_an_unused_connection_is_closed_after_a_grace_period_and_reused_within_it(
+    ws_url: str, fake_ws: FakeMexcStream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="proxy.stream")
+    lingering = StreamRelay(make_client(ws_url, idle_close_s=60))
+    try:
+        sink = Sink()
+        assert await lingering.subscribe(DEALS, sink)
+        lingering.unsubscribe(DEALS, sink)
+        await fake_ws.wait_for(lambda: fake_ws.subscribers(DEALS) == 0)
+        assert await lingering.subscribe(DEPTH, sink)  # within the grace period: same socket
+        assert fake_ws.connections_made == 1 and len(fake_ws.conns) == 1
+    finally:
+        await lingering.close()
+    prompt = StreamRelay(make_client(ws_url, idle_close_s=0))
+    try:
+        sink = Sink()
+        assert await prompt.subscribe(DEALS, sink)
+        prompt.unsubscribe(DEALS, sink)
+        await fake_ws.wait_for(lambda: not fake_ws.conns)  # closed once nothing is subscribed
+        assert prompt.status()["state"] == "idle" and prompt.status()["connections"] == 0
+        assert await prompt.subscribe(DEALS, sink)  # and opened again on demand
+        assert fake_ws.connections_made == 3
+        assert prompt.status()["reconnects"] == 0 and prompt.status()["outages"] == 0
+    finally:
+        await prompt.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "proxy.stream"] == []  # no outage
