@@ -102,6 +102,7 @@ def startup_line(settings: Settings, mode: str | None = None) -> str:
     return (
         f"mexc-paper {__version__} started mode={(mode or settings.mode).upper()} "
         f"listen=http://{settings.server.host}:{settings.server.port} upstream={upstream}"
+        + f" stream={up.ws_url if up.ws_url and not up.replay_path else 'off'}"
         + (f" recording={up.record_path}" if up.record_path else "")
         + f" db={settings.storage.path} accounts={len(settings.accounts)} keys={keys}"
     )
