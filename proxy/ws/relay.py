@@ -90,14 +90,26 @@ class StreamRelay:
             return True
         self._sinks[channel] = (*current, sink)
         self._sinks_changed()
+        if not current:
+            # the first subscriber: one upstream call, in a task of its own so that a
+            # subscriber that leaves meanwhile (its connection closed) does not cancel it
+            # for the others
+            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._pending[channel] = fut
+            task = asyncio.get_running_loop().create_task(self._open(channel, fut))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         pending = self._pending.get(channel)
-        if pending is not None:  # the first subscriber's upstream call is under way
-            ok = await asyncio.shield(pending)
-            return ok and sink in self._sinks.get(channel, ())
-        if current:
+        if pending is None:
             return True
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending[channel] = fut
+        try:
+            ok = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            self.unsubscribe(channel, sink)
+            raise
+        return ok and sink in self._sinks.get(channel, ())
+
+    async def _open(self, channel: str, fut: asyncio.Future[bool]) -> None:
         ok = False
         try:
             ok = await self.client.subscribe(channel)
@@ -107,13 +119,11 @@ class StreamRelay:
                 self.client.unsubscribe(channel)
                 ok = False
             elif not ok:
-                # refused upstream (or this call was cancelled): every sink that joined
-                # meanwhile gets the same answer
-                self._sinks.pop(channel, None)
-                self._sinks_changed()
+                # refused upstream: every sink that joined meanwhile gets the same answer
+                if self._sinks.pop(channel, None) is not None:
+                    self._sinks_changed()
                 self.client.unsubscribe(channel)
             fut.set_result(ok)
-        return ok
 
     def unsubscribe(self, channel: str, sink: FrameSink) -> None:
         current = self._sinks.get(channel)

@@ -181,7 +181,7 @@ class _Conn:
                     self.acked.add(channel)
                     c._acked(self, channel)
                 if c.recorder is not None:
-                    c.recorder(channel, c._now_ms(), data)
+                    c._record(channel, data)
                 c.on_frame(channel, data)
             elif msg.type is aiohttp.WSMsgType.TEXT:
                 self._on_text(msg.data)
@@ -344,6 +344,16 @@ class StreamClient:
                 headers={"User-Agent": "mexc-paper"},
             )
         return self._http
+
+    def _record(self, channel: str, frame: bytes) -> None:
+        """Tee a frame into the recording; a failing recorder (a full disk) is logged
+        once and stops recording frames, never the stream."""
+        assert self.recorder is not None
+        try:
+            self.recorder(channel, self._now_ms(), frame)
+        except Exception:
+            log.exception("recording the market stream failed; its frames are no longer recorded")
+            self.recorder = None
 
     def _backoff(self, failures: int) -> float:
         base = min(self.backoff_max_s, self.backoff_min_s * 2 ** min(failures - 1, 16))

@@ -311,3 +311,35 @@ async def test_an_unused_connection_is_closed_after_a_grace_period_and_reused_wi
     finally:
         await prompt.close()
     assert [r.getMessage() for r in caplog.records if r.name == "proxy.stream"] == []  # no outage
+
+
+async def test_a_first_subscriber_that_leaves_before_the_answer_does_not_fail_the_others(
+    aiohttp_server: Any,
+) -> None:
+    class SlowAck(FakeMexcStream):
+        release = asyncio.Event()
+
+        async def _control(self, conn: Any, text: str) -> None:
+            if "SUBSCRIPTION" in text and "UNSUB" not in text:
+                await self._notify()  # received: the test may act before the answer
+                await self.release.wait()
+            await super()._control(conn, text)
+
+    slow = SlowAck()
+    server = await aiohttp_server(slow.app())
+    relay = StreamRelay(make_client(str(server.make_url("/ws")).replace("http://", "ws://")))
+    try:
+        first, second = Sink(), Sink()
+        leaving = asyncio.create_task(relay.subscribe(DEALS, first))
+        staying = asyncio.create_task(relay.subscribe(DEALS, second))
+        await slow.wait_for(lambda: slow.subscriptions_sent(DEALS) == 1)
+        leaving.cancel()  # its local connection closed while MEXC had not answered yet
+        slow.release.set()
+        assert await staying is True
+        assert relay.subscribers(DEALS) == 1
+        frame = slow.deals_frame("BTCUSDT", [("1", "1", 1, 1)])
+        await slow.push(DEALS, frame)
+        await second.wait(1)
+        assert first.frames == [] and second.frames == [frame]
+    finally:
+        await relay.close()
