@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__, keys, logsetup
+from . import __version__, keys, listen, logsetup
 from .accesslog import SafeAccessLogger
 from .app import create_app
 from .config import ConfigError, Settings, load_settings, mask_key, resolve_config_path
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.logging.level,
         settings.logging.format,
         lambda: mode_state.current,
-        [a.api_key for a in settings.accounts] + [a.secret_key for a in settings.accounts],
+        settings.secrets(),
     )
     try:
         import uvloop  # optional: pip install 'mexc-paper[fast]'
@@ -142,13 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         gc.freeze()
 
     app.on_startup.append(announce)
-    web.run_app(
+    # web.run_app, with connections bounded (server.max_connections)
+    listen.serve(
         app,
-        host=settings.server.host,
-        port=settings.server.port,
+        settings.server.host,
+        settings.server.port,
+        settings.server.max_connections,
         access_log=logging.getLogger("aiohttp.access") if settings.logging.access_log else None,
         access_log_class=SafeAccessLogger,
-        print=None,
         shutdown_timeout=2.0,
     )
     log.info("mexc-paper stopped")

@@ -4,17 +4,21 @@ fund, set a balance, mode), plus /healthz and /metrics. Never under /api/v3.
 State changes need `Content-Type: application/json` (a cross-site form cannot send it
 without a CORS preflight, which we never grant) and, whenever the server listens on a
 non-loopback address, the admin token (`X-Admin-Token` or `Authorization: Bearer`).
+The admin API is a sub-app behind `trust.middleware`: a Host that is not loopback or
+configured, or a state change whose Origin/Referer names another site, gets 403 (DNS
+rebinding). A switch to live needs `{"mode": "live", "confirm": "LIVE"}`.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 
-from . import __version__, jsonutil, keys
+from . import __version__, jsonutil, keys, trust
 from .config import is_loopback, mask_key
 
 JSON = "application/json"
@@ -107,10 +111,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 def _account_id(request: web.Request) -> int:
     service = request.config_dict[keys.SERVICE]
-    try:
-        account_id = int(request.match_info["account_id"])
-    except ValueError:
-        raise web.HTTPNotFound(reason="unknown account") from None
+    raw = request.match_info["account_id"]
+    # ASCII digits only: int() would also read ' 1', '1_0' or Arabic-Indic digits
+    account_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else -1
     if account_id not in service.accounts:
         raise web.HTTPNotFound(reason="unknown account")
     return account_id
@@ -175,15 +178,25 @@ async def reset_account(request: web.Request) -> web.Response:
     return _json(await account_summary(request, account_id))
 
 
+# an amount as text: ASCII, the whole value (Decimal() would also read ' 5', '1_0' or
+# Arabic-Indic digits)
+_AMOUNT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
+
+
 async def _asset_amount(request: web.Request, allow_zero: bool) -> tuple[str, Decimal]:
     try:
         data = jsonutil.loads_decimal(await request.read())
-        asset = str(data["asset"]).upper()
-        amount = Decimal(str(data["amount"]))
+        raw_asset, raw_amount = data["asset"], data["amount"]
+        asset = str(raw_asset).upper()
+        if isinstance(raw_amount, str) and not _AMOUNT.fullmatch(raw_amount):
+            raise ValueError("not an ASCII decimal")
+        amount = Decimal(str(raw_amount))
     except (ValueError, KeyError, TypeError, InvalidOperation):
         raise web.HTTPBadRequest(reason='expected {"asset": "USDT", "amount": "100"}') from None
     if (
-        not amount.is_finite()
+        not isinstance(raw_asset, str)
+        or not raw_asset.isascii()
+        or not amount.is_finite()
         or amount < 0
         or (amount == 0 and not allow_zero)
         # a plausible amount: below 10^15 and at most 18 decimals (an exponent like 1e-999999999
@@ -221,7 +234,13 @@ async def get_mode(request: web.Request) -> web.Response:
     return _json({"mode": mode.current, "live_armed": mode.armed})
 
 
+# what a switch to live must carry, as the dashboard asks before it switches
+LIVE_CONFIRMATION = "LIVE"
+
+
 async def set_mode(request: web.Request) -> web.Response:
+    """`{"mode": "paper"}`, or `{"mode": "live", "confirm": "LIVE"}`: a switch to live
+    trades real money and needs the explicit confirmation (400 without it)."""
     _guard(request)
     mode = request.config_dict[keys.MODE]
     try:
@@ -229,6 +248,10 @@ async def set_mode(request: web.Request) -> web.Response:
         wanted = str(data["mode"])
     except (ValueError, KeyError, TypeError):
         raise web.HTTPBadRequest(reason='expected {"mode": "paper"|"live"}') from None
+    if wanted == "live" and mode.armed and data.get("confirm") != LIVE_CONFIRMATION:
+        raise web.HTTPBadRequest(
+            reason='a switch to live trades real money: send {"mode": "live", "confirm": "LIVE"}'
+        )
     try:
         await request.config_dict[keys.SERVICE].switch_mode(wanted, source="admin")
     except PermissionError as exc:
@@ -249,3 +272,18 @@ ADMIN_ROUTES = [
     web.get("/admin/api/mode", get_mode),
     web.post("/admin/api/mode", set_mode),
 ]
+
+API_PREFIX = "/admin/api/"
+
+
+def install(app: web.Application) -> None:
+    """Add ADMIN_ROUTES to the API app: /healthz and /metrics on it (they answer any
+    Host: Docker's health check, Prometheus by service name), the admin API as a sub-app
+    at /admin/api/ behind `trust.middleware` (Host and Origin checks)."""
+    api = web.Application(middlewares=[trust.middleware])
+    for r in ADMIN_ROUTES:
+        if r.path.startswith(API_PREFIX):
+            api.router.add_route(r.method, r.path[len(API_PREFIX) - 1:], r.handler)
+        else:
+            app.router.add_route(r.method, r.path, r.handler)
+    app.add_subapp(API_PREFIX, api)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote, unquote_plus
 
 from aiohttp import web
 
@@ -31,9 +32,12 @@ from .upstream import RawResponse, UpstreamError
 log = logging.getLogger("proxy.api")
 
 JSON = "application/json"
-_DECIMAL = re.compile(r"^(\d+\.?\d*|\.\d+)$")
-_DIGITS = re.compile(r"^\d{1,19}$")
-_CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+# Parameter patterns match the whole value (fullmatch: `$` would let a trailing newline
+# through) in ASCII only (`\d` and int() would take Arabic-Indic or full-width digits).
+_DECIMAL = re.compile(r"[0-9]+\.?[0-9]*|\.[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,64}")
+_SYMBOL = re.compile(r"[A-Za-z0-9]{1,40}")  # MEXC's spot symbols: BTCUSDT, 1INCHUSDT
 _MAX_INT64 = 2**63 - 1  # SQLite's INTEGER; larger times and ids cannot be stored or compared
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,10 +52,12 @@ def respond(data: Any, status: int = 200) -> web.Response:
 
 
 def upstream_response(resp: RawResponse) -> web.Response:
-    """The upstream's answer for the bot: unchanged when it is MEXC JSON; an HTML or
-    otherwise non-JSON error page becomes MEXC-shaped JSON with the same status."""
+    """The upstream's answer for the bot. A success, or an error whose body is MEXC's own
+    error JSON, passes unchanged; any other error (an empty body, a text or HTML page,
+    JSON that is not MEXC's error, whatever its Content-Type says) becomes MEXC-shaped
+    JSON with the same status."""
     headers = dict(resp.headers)
-    if resp.status >= 400 and not resp.is_json:
+    if resp.status >= 400 and not _is_mexc_error(resp.body):
         msg = status_message(resp.status)
         return web.Response(
             body=jsonutil.dumps({"code": resp.status, "msg": msg}),
@@ -63,6 +69,20 @@ def upstream_response(resp: RawResponse) -> web.Response:
     return web.Response(body=resp.body, status=resp.status, headers=headers)
 
 
+def _is_mexc_error(body: bytes) -> bool:
+    """`{"code": <int>, "msg": <text>}` (the spot API), or `"message"` instead of `"msg"`
+    (the contract API's errors under /api/v1/contract/)."""
+    if len(body) > 65536 or body.lstrip()[:1] != b"{":
+        return False
+    try:
+        data = jsonutil.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or type(data.get("code")) is not int:
+        return False
+    return isinstance(data.get("msg", data.get("message")), str)
+
+
 def upstream_failure(exc: UpstreamError) -> ApiError:
     if exc.kind == "timeout":
         return ApiError(Err.GATEWAY_TIMEOUT)
@@ -71,27 +91,69 @@ def upstream_failure(exc: UpstreamError) -> ApiError:
     return ApiError(Err.SERVICE_UNAVAILABLE)
 
 
-def _strip_auth_from_query(raw: str) -> str:
-    """A public call may carry a signature (pymexc signs klines/avgPrice): never forward
-    it, nor a second one."""
-    rest, sig = signing.split_signature(raw)
-    while sig is not None:
-        rest, sig = signing.split_signature(rest)
-    return rest
+# where unsigned GETs may go upstream (live passthrough forwards signed paths as received)
+PUBLIC_PREFIXES = ("/api/v3/", "/api/v1/contract/")
+_PATH = re.compile(r"[A-Za-z0-9/_.-]+", re.ASCII)  # every character MEXC's paths use
+
+
+def upstream_path(raw_path: str, prefixes: tuple[str, ...] = PUBLIC_PREFIXES) -> str | None:
+    """The path to send upstream for `raw_path` as received (still percent-encoded), or
+    None when there is none (the caller answers 404). Decoded once, as the upstream
+    would; `.`, `..` and empty segments resolved; only the characters MEXC's paths use
+    (no `%`, `\\`, `;`, controls); under one of `prefixes`. `/api/v3/%2e%2e/%2e%2e/x`
+    would otherwise reach `/x` on the upstream host."""
+    if "%" in raw_path or "/." in raw_path or "//" in raw_path:
+        segments: list[str] = []
+        for seg in unquote(raw_path).split("/"):
+            if seg in ("", "."):
+                continue
+            if seg == "..":
+                if not segments:
+                    return None
+                segments.pop()
+            else:
+                segments.append(seg)
+        tail = "/" if raw_path.endswith(("/", "/.", "/..", "%2f", "%2F")) and segments else ""
+        raw_path = "/" + "/".join(segments) + tail
+    if not _PATH.fullmatch(raw_path) or not raw_path.startswith(prefixes):
+        return None
+    return raw_path
+
+
+def only_params(raw: str, names: tuple[str, ...]) -> str:
+    """The first `name=value` pair of each of `names` found in `raw` (names matched
+    exactly after percent-decoding, as MEXC reads them), in the order of `names`, values
+    as sent. What a cached public answer depends on: junk parameters (and signatures)
+    neither reach the upstream nor make cache entries of their own."""
+    found: dict[str, str] = {}
+    for pair in raw.split("&"):
+        name, eq, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if name in names and name not in found and eq:
+            found[name] = f"{name}={value}"
+    return "&".join(found[n] for n in names if n in found)
 
 
 async def passthrough(request: web.Request) -> web.Response:
     """Forward a public GET to the upstream; answer with its status, body and type."""
     upstream = request.app[keys.UPSTREAM]
     settings = request.app[keys.SETTINGS]
-    raw = request.rel_url.raw_query_string
-    if "signature=" in raw:
-        raw = _strip_auth_from_query(raw)
-    ttl = int(settings.upstream.exchange_info_ttl_s * 1000) if request.path == "/api/v3/exchangeInfo" else 0
+    path = upstream_path(request.rel_url.raw_path)
+    if path is None:
+        raise ApiError(Err.NOT_FOUND)
+    if path == "/api/v3/exchangeInfo":
+        # cached: keyed (and asked) on what selects the answer, never on the raw query
+        raw = only_params(request.rel_url.raw_query_string, ("symbol", "symbols"))
+        raw = signing.drop_signatures(raw)  # (`symbol=X;signature=...`)
+        ttl = int(settings.upstream.exchange_info_ttl_s * 1000)
+    else:
+        # a public call may carry a signature (pymexc signs klines/avgPrice): never
+        # forward one, in any spelling
+        raw = signing.drop_signatures(request.rel_url.raw_query_string)
+        ttl = 0
     try:
-        # the path as received, still percent-encoded: the decoded one may hold control
-        # characters or spaces that cannot go on a request line
-        resp = await upstream.get(request.rel_url.raw_path, raw, ttl)
+        resp = await upstream.get(path, raw, ttl)
     except UpstreamError as exc:
         raise upstream_failure(exc) from None
     return upstream_response(resp)
@@ -100,9 +162,8 @@ async def passthrough(request: web.Request) -> web.Response:
 async def contract_detail(request: web.Request) -> web.Response:
     """ccxt's load_markets always asks for futures markets; answer even offline."""
     upstream = request.app[keys.UPSTREAM]
-    raw = request.rel_url.raw_query_string
-    if "signature=" in raw:
-        raw = _strip_auth_from_query(raw)
+    # cached like exchangeInfo: on the parameter that matters only
+    raw = signing.drop_signatures(only_params(request.rel_url.raw_query_string, ("symbol",)))
     try:
         resp = await upstream.get(request.path, raw, 60_000)
         if resp.status == 200:
@@ -180,14 +241,14 @@ async def authenticate(request: web.Request) -> tuple[KeyInfo, dict[str, str]]:
     rw = params.get("recvWindow")
     if rw is None or rw == "":
         recv_window = signing.DEFAULT_RECV_WINDOW
-    elif _DIGITS.match(rw):
+    elif _DIGITS.fullmatch(rw):
         recv_window = int(rw)
         if recv_window > signing.MAX_RECV_WINDOW:
             raise ApiError(Err.RECV_WINDOW_TOO_LARGE)
     else:
         raise ApiError(Err.PARAM_ERROR, "recvWindow must be an integer")
     ts = params.get("timestamp")
-    if ts is None or not _DIGITS.match(ts):
+    if ts is None or not _DIGITS.fullmatch(ts):
         raise ApiError(Err.MANDATORY_PARAM, param="timestamp")
     now = app[keys.CLOCK].now_ms()
     if not signing.timestamp_ok(now, int(ts), recv_window):
@@ -228,7 +289,7 @@ async def forward_live(request: web.Request) -> web.Response:
     if api_key:
         headers["X-MEXC-APIKEY"] = api_key
     try:
-        # the path as received, still percent-encoded, as `passthrough` forwards it
+        # the path as received, still percent-encoded (`a%2Fb` stays one segment)
         resp = await upstream.forward(
             request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
             body or None, headers,
@@ -291,7 +352,7 @@ def _decimal(params: dict[str, str], name: str) -> Decimal | None:
     v = params.get(name)
     if v is None or v == "":
         return None
-    if len(v) > 40 or not _DECIMAL.match(v):
+    if len(v) > 40 or not _DECIMAL.fullmatch(v):
         raise ApiError(Err.PARAM_ERROR, f"{name} must be a plain positive decimal number")
     d = Decimal(v)
     if d <= 0:
@@ -303,23 +364,33 @@ def _int_param(params: dict[str, str], name: str, default: int | None) -> int | 
     v = params.get(name)
     if v is None or v == "":
         return default
-    if not _DIGITS.match(v) or int(v) > _MAX_INT64:
+    if not _DIGITS.fullmatch(v) or int(v) > _MAX_INT64:
         raise ApiError(Err.PARAM_ERROR, f"{name} must be an integer")
     return int(v)
 
 
 def _symbol(params: dict[str, str]) -> str:
-    s = _required(params, "symbol")
-    if len(s) > 40:
+    return _check_symbol(_required(params, "symbol"))
+
+
+def _check_symbol(s: str) -> str:
+    """A symbol goes into the upstream's query (exchangeInfo?symbol=...): letters and
+    digits only, or it is invalid (never `X&signature=...` or `X\n`)."""
+    if not _SYMBOL.fullmatch(s):
         raise ApiError(Err.INVALID_SYMBOL)
     return s
+
+
+def _ascii_upper(v: str) -> str:
+    """Upper case for ASCII only: `"l\u0131m\u0131t".upper()` is `LIMIT` (dotless i)."""
+    return v.upper() if v.isascii() else v
 
 
 def _client_id(params: dict[str, str], name: str) -> str | None:
     v = params.get(name)
     if v is None or v == "":
         return None
-    if not _CLIENT_ID.match(v):
+    if not _CLIENT_ID.fullmatch(v):
         raise ApiError(Err.PARAM_ERROR, f"{name} must be 1-64 printable ASCII characters")
     return v
 
@@ -330,8 +401,8 @@ _ORDER_TYPES = {t.value: t for t in OrderType}
 
 def parse_new_order(params: dict[str, str]) -> NewOrder:
     symbol = _symbol(params)
-    side_s = _required(params, "side").upper()
-    type_s = _required(params, "type").upper()
+    side_s = _ascii_upper(_required(params, "side"))
+    type_s = _ascii_upper(_required(params, "type"))
     side = _SIDES.get(side_s)
     if side is None:
         raise ApiError(Err.PARAM_ERROR, "side must be BUY or SELL")
@@ -365,10 +436,10 @@ def _symbols(params: dict[str, str], required: bool) -> list[str] | None:
         if required:
             raise ApiError(Err.MANDATORY_PARAM, param="symbol")
         return None
-    out = [s.strip() for s in v.split(",") if s.strip()]
+    out = [s.strip(" ") for s in v.split(",") if s.strip(" ")]
     if not out or len(out) > 5:
         raise ApiError(Err.PARAM_ERROR, "symbol accepts 1 to 5 comma-separated symbols")
-    return out
+    return [_check_symbol(s) for s in out]
 
 
 # --------------------------------------------------------------------------- handlers
@@ -500,6 +571,8 @@ async def cancel_all(request: web.Request, info: KeyInfo, params: dict[str, str]
 @signed
 async def query_order(request: web.Request, info: KeyInfo, params: dict[str, str]) -> web.Response:
     symbol = params.get("symbol") or None
+    if symbol is not None:
+        _check_symbol(symbol)
     order_id, client_id = _order_ref(params)
     order = await request.app[keys.SERVICE].get_order(info.account_id, symbol, order_id, client_id)
     return respond(render.order_query(order))
@@ -588,7 +661,7 @@ async def mx_deduct_get(request: web.Request, info: KeyInfo, params: dict[str, s
 
 @signed
 async def mx_deduct_set(request: web.Request, info: KeyInfo, params: dict[str, str]) -> web.Response:
-    v = _required(params, "mxDeductEnable").lower()
+    v = _ascii_upper(_required(params, "mxDeductEnable")).lower()
     if v not in ("true", "false"):
         raise ApiError(Err.PARAM_ERROR, "mxDeductEnable must be true or false")
     enabled = await request.app[keys.SERVICE].set_mx_deduct(info.account_id, v == "true")
@@ -698,8 +771,7 @@ SIGNED_PATHS = frozenset(
 def _looks_signed(request: web.Request) -> bool:
     if "X-MEXC-APIKEY" in request.headers:
         return True
-    raw = request.rel_url.raw_query_string
-    return raw.startswith("signature=") or "&signature=" in raw
+    return signing.has_signature(request.rel_url.raw_query_string)
 
 
 async def fallback(request: web.Request) -> web.Response:
@@ -712,7 +784,7 @@ async def fallback(request: web.Request) -> web.Response:
         if request.app[keys.MODE].is_live:
             return await forward_live(request)
         raise ApiError(Err.PAPER_UNSUPPORTED, path=path)
-    if request.method == "GET" and path.startswith(("/api/v3/", "/api/v1/contract/")):
+    if request.method == "GET" and path.startswith(PUBLIC_PREFIXES):
         return await passthrough(request)
     raise ApiError(Err.NOT_FOUND)
 

@@ -62,8 +62,15 @@ def create_app(
     app = web.Application(
         middlewares=[_metrics_middleware(metrics), make_error_middleware(settings.reraise_unexpected)],
         client_max_size=settings.server.max_body_bytes,
-        # ccxt sends batchOrders percent-encoded in the query: allow long request lines
-        handler_args={"max_line_size": 32768, "max_field_size": 16384},
+        handler_args={
+            # ccxt sends batchOrders percent-encoded in the query: allow long request lines
+            "max_line_size": 32768,
+            "max_field_size": 16384,
+            # aiohttp's keep-alive timer runs from a connection's start and from each answer
+            # until a complete request head arrived: a connection trickling header lines
+            # (or idle) is closed after this long (wins over any runner's keepalive_timeout)
+            "keepalive_timeout": settings.server.header_timeout_s,
+        },
     )
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
@@ -172,7 +179,7 @@ def create_app(
     app.cleanup_ctx.extend([store_ctx, upstream_ctx, stream_ctx, service_ctx, watcher_ctx])
     if settings.dashboard.enabled:
         app.cleanup_ctx.append(equity_ctx)
-    app.add_routes(admin.ADMIN_ROUTES)
+    admin.install(app)
     app.add_routes(MEXC_ROUTES)
     if settings.dashboard.enabled:
         from .dashboard import create_dashboard_app

@@ -8,6 +8,7 @@ naming the key (the process exits with code 2). JSON is valid YAML and loads too
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,16 @@ class ServerSettings:
     # MEXC's own Python demo needs (it signs quoted values and sends them raw) (UNSURE:
     # whether MEXC itself is that lenient; its demo working against it says it is)
     strict_signature: bool = False
+    # names besides loopback ones (and a specific listen address) that the dashboard and
+    # the admin API answer as Host (proxy/trust.py); lower case, without port or brackets
+    allowed_hosts: tuple[str, ...] = ()
+    # seconds a connection has to send a complete request head, counted from when it
+    # opened or from the previous answer (so also how long an idle kept-alive connection
+    # stays open); a slower one is closed
+    header_timeout_s: float = 20.0
+    # open client connections at most (every listener together); one more is answered
+    # 503 and closed
+    max_connections: int = 512
 
 
 DEFAULT_WS_URL = "wss://wbs-api.mexc.com/ws"
@@ -154,6 +165,18 @@ class Settings:
         """Both halves of the mode rule were set at start (config flag and env var)."""
         return self.mode == "live"
 
+    def secrets(self) -> dict[str, str]:
+        """Every secret these settings hold -> what a log line shows instead (the log
+        filter redacts them all): API keys masked, so they stay recognisable as on the
+        dashboard; secret keys and the admin token as `<redacted>`."""
+        out: dict[str, str] = {}
+        for a in self.accounts:
+            out[a.secret_key] = "<redacted>"
+            out.setdefault(a.api_key, mask_key(a.api_key))
+        if self.server.admin_token:
+            out[self.server.admin_token] = "<redacted>"
+        return {k: v for k, v in out.items() if k}
+
     def starting_balances(self, account: AccountSettings) -> dict[str, Decimal]:
         if account.balances is not None:
             return dict(account.balances)
@@ -163,7 +186,7 @@ class Settings:
 # --------------------------------------------------------------------------- loading
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # ASCII, whole value (fullmatch)
 _BOOL_ENV = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -280,7 +303,7 @@ def parse_money(value: Any, key: str) -> Decimal:
     """Money in config is a quoted decimal string (YAML `0.001` would be a float)."""
     if not isinstance(value, str):
         raise ConfigError(f"{key}: money must be a quoted decimal string, e.g. \"10000\"")
-    if not _DECIMAL.match(value.strip()):
+    if not _DECIMAL.fullmatch(value.strip()):
         raise ConfigError(f"{key}: not a decimal number: {value!r}")
     try:
         d = Decimal(value.strip())
@@ -336,6 +359,36 @@ def _accounts(value: Any) -> tuple[AccountSettings, ...]:
     return tuple(out)
 
 
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", re.ASCII)
+
+
+def _allowed_hosts(value: Any) -> tuple[str, ...]:
+    """server.allowed_hosts: host names or IP addresses, without scheme or port."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError("server.allowed_hosts: must be a list of host names")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        key = f"server.allowed_hosts[{i}]"
+        if not isinstance(item, str):
+            raise ConfigError(f"{key}: must be a host name, got {item!r}")
+        name = item.strip().lower()
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        if ":" in name:
+            try:
+                ipaddress.IPv6Address(name)
+            except ValueError:
+                raise ConfigError(
+                    f"{key}: a host name or IP address without scheme or port, got {item!r}"
+                ) from None
+        elif not _HOST_NAME.fullmatch(name):
+            raise ConfigError(f"{key}: a host name or IP address without scheme or port, got {item!r}")
+        out.append(name.rstrip("."))
+    return tuple(out)
+
+
 def _fees(value: Any) -> dict[str, FeeOverride]:
     if value is None:
         return {}
@@ -379,6 +432,9 @@ def settings_from_mapping(
         admin_token=s.str("admin_token", None) or None,
         max_body_bytes=s.int("max_body_bytes", 65536, 1024, 64 * 1024 * 1024),
         strict_signature=s.bool("strict_signature", False),
+        allowed_hosts=_allowed_hosts(s.raw("allowed_hosts")),
+        header_timeout_s=s.float("header_timeout_s", 20.0),
+        max_connections=s.int("max_connections", 512, 1, 1_000_000),
     )
     s.done()
 

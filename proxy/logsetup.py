@@ -1,8 +1,9 @@
 """Logging: human-readable lines by default, JSON lines with `logging.format: json`.
 
 Every record carries the mode (paper or live), so paper and live activity can never be
-confused in an audit. A last-line-of-defence filter redacts signatures and full API keys
-should any code ever format one into a message.
+confused in an audit. A last-line-of-defence filter redacts signatures, full API keys and
+every secret the settings hold (secret keys, the admin token) wherever a record carries
+them, tracebacks included, should any code (ours or aiohttp's) ever format one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote, quote_plus
 
 from . import jsonutil
 from .config import mask_key
@@ -23,10 +25,26 @@ _STD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message",
 
 
 class ContextFilter(logging.Filter):
-    def __init__(self, mode_getter, secrets: Iterable[str] = ()) -> None:  # type: ignore[no-untyped-def]
+    """Adds the mode to every record and redacts it: signatures, the `X-MEXC-APIKEY`
+    header value, and every configured secret in the message, its arguments, exception
+    text (aiohttp logs a rejected request with its raw header block), stack info and
+    extra fields. `secrets` maps a value to what the log shows instead (`Settings.secrets()`);
+    a plain list of values is shown as `<redacted>`."""
+
+    def __init__(self, mode_getter, secrets: Mapping[str, str] | Iterable[str] = ()) -> None:  # type: ignore[no-untyped-def]
         super().__init__()
         self.mode_getter = mode_getter
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        shown = dict(secrets) if isinstance(secrets, Mapping) else dict.fromkeys(secrets, REDACTED)
+        self._shown: dict[str, str] = {}
+        for value, instead in shown.items():
+            if value:
+                for form in _written_forms(value):
+                    self._shown.setdefault(form, instead)
+        self._secret = (
+            re.compile("|".join(re.escape(f) for f in sorted(self._shown, key=len, reverse=True)))
+            if self._shown
+            else None
+        )
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "mode"):
@@ -36,20 +54,42 @@ class ContextFilter(logging.Filter):
         if clean != msg:
             record.msg, record.args = clean, None
         # exception text too: aiohttp logs a malformed request with the raw request line
-        # and headers in the exception (signature and API key included)
+        # and headers in the exception (signature, API key, admin token included)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        for k, v in record.__dict__.items():
+            if k not in _STD and isinstance(v, str):
+                record.__dict__[k] = self.redact(v)
         return True
 
     def redact(self, text: str) -> str:
         clean = _SIG.sub(r"\1<redacted>", text)
         clean = _KEY_HEADER.sub(lambda m: m.group(1) + mask_key(m.group(2)), clean)
-        for s in self.secrets:
-            if s in clean:
-                clean = clean.replace(s, mask_key(s))
+        if self._secret is not None:
+            clean = self._secret.sub(lambda m: self._shown[m.group(0)], clean)
         return clean
+
+
+REDACTED = "<redacted>"
+
+
+def _written_forms(value: str) -> set[str]:
+    """How a traceback or a message may write `value`: as is, escaped as in a str's or a
+    bytes' repr (aiohttp shows a rejected header line as bytes), JSON-escaped, and
+    percent-encoded."""
+    forms = {
+        value,
+        repr(value)[1:-1],
+        repr(value.encode("utf-8", "surrogateescape"))[2:-1],
+        jsonutil.dumps_str(value)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+    }
+    return {f for f in forms if f}
 
 
 class JsonFormatter(logging.Formatter):
@@ -75,7 +115,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s [%(mode)s] %(name)s: %(message)s")
 
 
-def configure(level: str, fmt: str, mode_getter, secrets: Iterable[str] = ()) -> None:  # type: ignore[no-untyped-def]
+def configure(level: str, fmt: str, mode_getter, secrets: Mapping[str, str] | Iterable[str] = ()) -> None:  # type: ignore[no-untyped-def]
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

@@ -7,6 +7,7 @@ that is not what MEXC sends. MEXC really sends "" and null for some numbers.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,9 +19,17 @@ class ShapeError(ValueError):
     """An upstream body that does not have MEXC's shape."""
 
 
+# numbers as MEXC writes them, ASCII only and the whole value: Decimal() and int() would
+# also take blanks, `1_000` and Arabic-Indic or full-width digits
+_NUMBER = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+
+
 def _d(value: Any, what: str) -> Decimal:
-    if not isinstance(value, str | int):
+    if isinstance(value, bool) or not isinstance(value, str | int):
         raise ShapeError(f"{what}: expected a decimal string, got {value!r}")
+    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        raise ShapeError(f"{what}: not a decimal: {value!r}")
     try:
         d = Decimal(value)
     except InvalidOperation:
@@ -28,6 +37,15 @@ def _d(value: Any, what: str) -> Decimal:
     if not d.is_finite():
         raise ShapeError(f"{what}: not finite: {value!r}")
     return d
+
+
+def _int(value: Any, what: str) -> int:
+    """A time or id: a JSON integer, or a string of ASCII digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)
+    raise ShapeError(f"{what}: expected an integer, got {value!r}")
 
 
 def _opt_d(value: Any, what: str) -> Decimal | None:
@@ -82,14 +100,12 @@ def parse_trades(data: Any) -> list[Trade]:
     for t in data:
         if not isinstance(t, dict):
             raise ShapeError("trades: entry is not an object")
-        time_ms = t.get("time")
-        if not isinstance(time_ms, int | str):
-            raise ShapeError("trades: entry without time")
+        time_ms = _int(t.get("time"), "trades.time")
         out.append(
             Trade(
                 price=_d(t.get("price"), "trades.price"),
                 qty=_d(t.get("qty"), "trades.qty"),
-                time_ms=int(time_ms),
+                time_ms=time_ms,
                 is_buyer_maker=bool(t.get("isBuyerMaker")),
             )
         )
@@ -104,7 +120,8 @@ def parse_agg_trades(data: Any) -> list[Trade]:
     for t in data:
         if not isinstance(t, dict) or "p" not in t or "q" not in t or "T" not in t:
             raise ShapeError("aggTrades: entry without p/q/T")
-        out.append(Trade(_d(t["p"], "aggTrades.p"), _d(t["q"], "aggTrades.q"), int(t["T"]), bool(t.get("m"))))
+        out.append(Trade(_d(t["p"], "aggTrades.p"), _d(t["q"], "aggTrades.q"), _int(t["T"], "aggTrades.T"),
+                         bool(t.get("m"))))
     out.sort(key=lambda tr: tr.time_ms)
     return out
 
@@ -162,7 +179,8 @@ def parse_klines(data: Any) -> list[tuple[int, Decimal, Decimal, Decimal, Decima
     for k in data:
         if not isinstance(k, list) or len(k) < 8:
             raise ShapeError("klines: entry is not an 8-element array")
-        out.append((int(k[0]), _d(k[1], "o"), _d(k[2], "h"), _d(k[3], "l"), _d(k[4], "c"), _d(k[5], "v")))
+        out.append((_int(k[0], "klines.openTime"), _d(k[1], "o"), _d(k[2], "h"), _d(k[3], "l"),
+                    _d(k[4], "c"), _d(k[5], "v")))
     return out
 
 

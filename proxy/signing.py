@@ -13,6 +13,7 @@ Timing rule: accept iff `timestamp < server_time + 1000` and
 from __future__ import annotations
 
 import hmac as _std_hmac
+import unicodedata
 from urllib.parse import quote, unquote_plus
 
 from cryptography.hazmat.primitives import hashes
@@ -47,6 +48,52 @@ def split_signature(raw: str) -> tuple[str, str | None]:
     if end < 0:
         return raw[: max(start - 1, 0)], raw[start + 10 :]
     return raw[:start] + raw[end + 1 :], raw[start + 10 : end]
+
+
+# How MEXC reads a query, as far as a signature goes (UNSURE: not documented; its API is a
+# Java service): pairs split on `&`, names percent-decoded (`+` as a space), names matched
+# exactly. So `%73ignature=` IS a signature to MEXC; `Signature=` or `;signature=` are
+# not, but another parser on the way (or a more lenient MEXC) may read them as one. A
+# public call needs no signature in any spelling, so before forwarding we drop every
+# pair, split on `&` and `;`, whose name reads as `signature` after decoding
+# (repeatedly), Unicode compatibility folding (a full-width or long s), any case, and
+# with blanks and control characters ignored.
+_BLANKS = "".join(map(chr, range(33))) + "\x7f"
+
+
+def names_signature(name: str) -> bool:
+    """Whether a raw (still percent-encoded) parameter name could be read as `signature`."""
+    for _ in range(4):
+        once = unquote_plus(name)
+        if once == name:
+            break
+        name = once
+    return unicodedata.normalize("NFKC", name).casefold().strip(_BLANKS) == "signature"
+
+
+def _could_hold_signature(raw: str) -> bool:
+    # cheap test first: an ASCII query without '%' spells every name's letters out
+    return not raw.isascii() or "%" in raw or "ignature" in raw.lower()
+
+
+def drop_signatures(raw: str) -> str:
+    """`raw` without any pair that names a signature in any spelling (see above); the
+    rest unchanged, in order."""
+    if not _could_hold_signature(raw):
+        return raw
+    out = []
+    dropped = False
+    for pair in raw.split("&"):
+        parts = pair.split(";")
+        kept = [p for p in parts if not names_signature(p.partition("=")[0])]
+        dropped = dropped or len(kept) != len(parts)
+        if kept:
+            out.append(";".join(kept))
+    return "&".join(out) if dropped else raw
+
+
+def has_signature(raw: str) -> bool:
+    return drop_signatures(raw) != raw
 
 
 def is_well_formed(signature: str) -> bool:

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -35,6 +34,7 @@ from .engine.model import (
     Side,
 )
 from .engine.state import Txn
+from .private import make_private_file
 
 log = logging.getLogger("proxy.store")
 
@@ -359,7 +359,7 @@ class Store:
     # ---- lifecycle ----
     async def open(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            make_private_file(self.path)  # owner-only, so are its -wal and -shm
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._thread_main, name="sqlite-writer", daemon=True)
         self._thread.start()

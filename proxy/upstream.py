@@ -392,6 +392,13 @@ class LiveMarket(Protocol):
 
 
 class MexcClient:
+    # most answers kept in the TTL cache (and parsed values kept); beyond it the expired
+    # ones go first, then the oldest. Keys are (path, query) and bots choose the query:
+    # callers pass only the parameters that matter (api.passthrough), this is the bound.
+    cache_max = 256
+    # every this many insertions the expired entries are dropped even below the bound
+    _SWEEP_EVERY = 64
+
     def __init__(
         self,
         transport: Transport,
@@ -421,6 +428,8 @@ class MexcClient:
         self.calls = 0
         # the market stream's books and prices, preferred to REST where it has them
         self.live: LiveMarket | None = None
+        self.monotonic = time.monotonic  # the cache's clock (tests move it)
+        self._inserts = 0
 
     def _now_ms(self) -> int:
         return self._clock.now_ms() if self._clock is not None else time.time_ns() // 1_000_000
@@ -495,8 +504,10 @@ class MexcClient:
         key = (path, raw_query)
         if ttl_ms:
             hit = self._cache.get(key)
-            if hit is not None and hit[0] > time.monotonic():
-                return hit[1]
+            if hit is not None:
+                if hit[0] > self.monotonic():
+                    return hit[1]
+                del self._cache[key]
         fut = self._inflight.get(key)
         if fut is None:
             fut = asyncio.ensure_future(self._fetch(path, raw_query))
@@ -504,8 +515,27 @@ class MexcClient:
             fut.add_done_callback(lambda _f, k=key: self._inflight.pop(k, None))
         resp = await asyncio.shield(fut)
         if ttl_ms and resp.status == 200:
-            self._cache[key] = (time.monotonic() + ttl_ms / 1000, resp)
+            self._cache.pop(key, None)  # (re)inserted last: the order is the age
+            self._cache[key] = (self.monotonic() + ttl_ms / 1000, resp)
+            self._inserted()
         return resp
+
+    def _inserted(self) -> None:
+        """Keep the caches bounded: every `_SWEEP_EVERY` insertions, or when one is over
+        `cache_max`, drop expired answers, then the oldest, and the parsed values of
+        answers no longer cached."""
+        self._inserts += 1
+        cache, parsed = self._cache, self._parsed
+        over = len(cache) > self.cache_max or len(parsed) > self.cache_max
+        if not over and self._inserts % self._SWEEP_EVERY:
+            return
+        now = self.monotonic()
+        for key in [k for k, (until, _) in cache.items() if until <= now]:
+            del cache[key]
+        for key in list(cache)[: max(0, len(cache) - self.cache_max)]:
+            del cache[key]
+        for key in [k for k, (resp, _) in parsed.items() if cache.get(k, (0, None))[1] is not resp]:
+            del parsed[key]
 
     async def forward(
         self,
@@ -563,6 +593,8 @@ class MexcClient:
         except ShapeError as exc:
             raise UpstreamError("shape", f"upstream {path}: {exc}") from None
         self._parsed[key] = (resp, value)
+        if len(self._parsed) > self.cache_max:
+            self._inserted()
         return value
 
     async def rules(self, symbol: str) -> SymbolRules:
@@ -609,7 +641,7 @@ class MexcClient:
         if not self.settings.market_cache_ms:
             return None
         keys = self._market_keys(symbol)
-        now = time.monotonic()
+        now = self.monotonic()
         values = []
         for key in keys:
             hit = self._cache.get(key)
@@ -627,7 +659,7 @@ class MexcClient:
             return None
         key = self._market_keys(symbol)[1]
         hit = self._cache.get(key)
-        if hit is None or hit[0] <= time.monotonic():
+        if hit is None or hit[0] <= self.monotonic():
             return None
         parsed = self._parsed.get(key)
         if parsed is None or parsed[0] is not hit[1]:

@@ -197,8 +197,7 @@ def no_secrets_in_logs() -> Any:
     original_init, original_auth = PaperService.__init__, api.authenticate
 
     def init(self: PaperService, settings: Settings, *args: Any, **kw: Any) -> None:
-        for acct in settings.accounts:
-            used.update((acct.api_key, acct.secret_key))
+        used.update(settings.secrets())  # keys, secrets and the admin token
         original_init(self, settings, *args, **kw)
 
     async def authenticate(request: web.Request) -> Any:

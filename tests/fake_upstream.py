@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from aiohttp import web
 
@@ -29,6 +31,27 @@ from proxy.upstream import interaction_parts, load_cassette
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ROOT / "cassettes" / "mexc_public.yaml"
+
+
+def _decoded(text: str) -> str:
+    """Percent-decoded until it stops changing (a double-encoded name too)."""
+    for _ in range(5):
+        once = unquote_plus(text)
+        if once == text:
+            break
+        text = once
+    return text
+
+
+def names_signature(pair: str) -> bool:
+    """Whether the name of a `name=value` pair could be read as `signature` by some
+    parser: percent-decoded (repeatedly), any case, Unicode compatibility forms (a
+    full-width or long s), surrounding blanks and control characters ignored."""
+    name = pair.partition("=")[0]
+    if not name:
+        return False
+    norm = unicodedata.normalize("NFKC", _decoded(name)).casefold()
+    return norm.strip("".join(map(chr, range(33))) + "\x7f") == "signature"
 
 
 def _public_params(query: str) -> list[tuple[str, str]]:
@@ -132,9 +155,13 @@ class FakeMexc:
 
     # ---- what reached us ----
     def signed_requests(self) -> list[Seen]:
+        """Requests that carried an API key header or a signature in any spelling some
+        parser could read as one (see `names_signature`), in the query or the path."""
         return [
             s for s in self.seen
-            if "signature" in s.query or any(k.lower() == "x-mexc-apikey" for k in s.headers)
+            if any(k.lower() == "x-mexc-apikey" for k in s.headers)
+            or any(names_signature(pair) for pair in re.split("[&;]", s.query))
+            or "signature" in _decoded(s.raw_path or s.path).casefold()
         ]
 
     # ---- the app ----

@@ -18,7 +18,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from .. import keys
+from .. import keys, trust
 from ..config import Settings
 from . import csrf, views
 
@@ -31,7 +31,9 @@ SECURITY_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # not no-referrer: under it browsers send `Origin: null` with the page's own form
+    # posts, which proxy/trust.py must refuse; same-origin sends nothing to other sites
+    "Referrer-Policy": "same-origin",
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,7 +63,8 @@ def _middleware(reraise_unexpected: bool) -> Callable:
 
 
 def create_dashboard_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[_middleware(settings.reraise_unexpected)])
+    # trust first: a refused Host or Origin gets a bare 403, never a page or a CSRF cookie
+    app = web.Application(middlewares=[trust.middleware, _middleware(settings.reraise_unexpected)])
     app[keys.DASHBOARD_SECRET] = csrf.new_secret()
     aiohttp_jinja2.setup(
         app,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -65,25 +66,31 @@ def _service(request: web.Request) -> PaperService:
     return request.config_dict[keys.SERVICE]
 
 
+_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+_MAX_ID = 2**63 - 1  # SQLite's INTEGER: a larger one overflows the query
+
+
+def parse_id(text: str) -> int | None:
+    """An account or event id as URLs carry it: ASCII digits only, the whole value, at
+    most 2^63 - 1; None otherwise (`int()` would take ` 5`, `1_0`, Arabic-Indic digits and 30 digits)."""
+    if not _ID.fullmatch(text):
+        return None
+    n = int(text)
+    return n if n <= _MAX_ID else None
+
+
 def _selected_account(request: web.Request) -> int | None:
     service = _service(request)
     ids = service.account_ids()
     if not ids:
         return None
-    raw = request.query.get("account", "")
-    try:
-        wanted = int(raw)
-    except ValueError:
-        return ids[0]
+    wanted = parse_id(request.query.get("account", ""))
     return wanted if wanted in service.accounts else ids[0]
 
 
 def _account_from_path(request: web.Request) -> int:
-    try:
-        account_id = int(request.match_info["account_id"])
-    except ValueError:
-        raise web.HTTPNotFound(reason="unknown account") from None
-    if account_id not in _service(request).accounts:
+    account_id = parse_id(request.match_info["account_id"])
+    if account_id is None or account_id not in _service(request).accounts:
         raise web.HTTPNotFound(reason="unknown account")
     return account_id
 
@@ -255,21 +262,19 @@ async def events(request: web.Request) -> web.Response:
     q = request.query
     filter_account: int | None = None
     if q.get("filter_account", "") not in ("", "all"):
-        try:
-            filter_account = int(q["filter_account"])
-        except ValueError:
-            raise web.HTTPBadRequest(reason="filter_account must be an account id") from None
+        filter_account = parse_id(q["filter_account"])
+        if filter_account is None:
+            raise web.HTTPBadRequest(reason="filter_account must be an account id")
     elif "filter_account" not in q:
         filter_account = account_id
     kind = q.get("kind", "").strip()
-    if kind and (len(kind) > 40 or not all(c.isalnum() or c in "._*" for c in kind)):
+    if kind and (len(kind) > 40 or not kind.isascii() or not all(c.isalnum() or c in "._*" for c in kind)):
         raise web.HTTPBadRequest(reason="kind must look like order.fill or order.*")
     before: int | None = None
     if q.get("before"):
-        try:
-            before = int(q["before"])
-        except ValueError:
-            raise web.HTTPBadRequest(reason="before must be an event id") from None
+        before = parse_id(q["before"])
+        if before is None:
+            raise web.HTTPBadRequest(reason="before must be an event id")
     rows = await service.store.events(filter_account, kind or None, EVENTS_PAGE, before)
     labels = {a: service.label(a) for a in service.account_ids()}
     ctx = _base_context(request, "events", account_id)

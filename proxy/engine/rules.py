@@ -70,9 +70,19 @@ def quantize_down(d: Decimal, places: int) -> Decimal:
     return d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
 
 
+def _written_like_mexc(value: Any) -> bool:
+    """False when it is not a number as MEXC writes one: a bool, or text that is not ASCII or has blanks
+    or underscores (Decimal() and int() would read ` 1`, `1_0` or Arabic-Indic digits)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return value.isascii() and value == value.strip() and "_" not in value
+    return True
+
+
 def _dec(value: Any, default: Decimal | None = None) -> Decimal | None:
     """Parse a Decimal from MEXC's strings; MEXC really sends "" and null."""
-    if value is None or value == "":
+    if value is None or value == "" or not _written_like_mexc(value):
         return default
     try:
         d = Decimal(str(value))
@@ -82,6 +92,8 @@ def _dec(value: Any, default: Decimal | None = None) -> Decimal | None:
 
 
 def _int(value: Any, default: int) -> int:
+    if not _written_like_mexc(value):
+        return default
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -512,8 +512,8 @@ async def test_live_forwards_signed_requests_unchanged_and_paper_never(
                             headers={"X-MEXC-APIKEY": LIVE_KEY})
     assert (resp.status, (await resp.json())["code"]) == (400, 10072)  # not a paper key
     assert fake.seen[before:] == []
-    # and, armed at start, live may be switched on again
-    resp = await client.post("/admin/api/mode", json={"mode": "live"})
+    # and, armed at start, live may be switched on again (with the explicit confirmation)
+    resp = await client.post("/admin/api/mode", json={"mode": "live", "confirm": "LIVE"})
     assert resp.status == 200
     assert (await (await client.get("/admin/api/mode")).json())["mode"] == "live"
     record_figures("security: live passthrough", forwarded_unchanged=len(sent))

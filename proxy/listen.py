@@ -1,0 +1,186 @@
+"""Listening: the process's sockets, with a bound on open connections.
+
+`serve()` is what `python -m proxy` runs instead of `web.run_app`: the same life cycle
+(the app's startup and cleanup, SIGINT/SIGTERM as a graceful exit), but each listener
+is a `GatedSite`, whose connections pass through one shared `ConnectionGate`: past
+`server.max_connections` open connections a new one is answered `503` (MEXC JSON) and
+closed, without reaching aiohttp. The time a connection has to send its request head is
+bounded in the app itself (`server.header_timeout_s`, aiohttp's keep-alive timer, set in
+`create_app`), so it holds for any runner.
+
+aiohttp has no connection limit of its own; the gate wraps the protocol aiohttp's server
+creates for each connection (the public `runner.server` factory) and passes every
+protocol callback through unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from .errors import ApiError, Err
+
+log = logging.getLogger("proxy.listen")
+
+# how long a refused connection may keep sending before it is closed anyway
+_REFUSED_LINGER_S = 2.0
+
+
+def _refusal() -> bytes:
+    body = ApiError(Err.SERVICE_UNAVAILABLE).body()
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+
+
+class ConnectionGate:
+    """Counts the open connections of every listener it guards; beyond `limit`, a new
+    connection gets a 503 and is closed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self.refused = 0
+        self._warned = False
+
+    def wrap(self, factory: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.BaseProtocol]:
+        def make() -> asyncio.BaseProtocol:
+            if self.open >= self.limit:
+                self.refused += 1
+                if not self._warned:
+                    log.warning("connection limit reached (server.max_connections=%d): "
+                                "refusing new connections with 503", self.limit)
+                    self._warned = True
+                return _Refused()
+            self.open += 1
+            return _Counted(factory(), self)
+
+        return make
+
+    def _closed(self) -> None:
+        self.open -= 1
+        if self._warned and self.open < self.limit // 2:
+            self._warned = False  # warn again the next time it fills up
+
+
+class _Counted(asyncio.Protocol):
+    """Passes every callback to aiohttp's protocol; releases its slot once, when the
+    connection is lost."""
+
+    def __init__(self, inner: Any, gate: ConnectionGate) -> None:
+        self.inner = inner
+        self.gate: ConnectionGate | None = gate
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.gate is not None:
+            self.gate._closed()
+            self.gate = None
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+class _Refused(asyncio.Protocol):
+    """Answers 503 at once, half-closes, discards what the client still sends (closing
+    with unread data would reset the connection before the client reads the answer)."""
+
+    def connection_made(self, transport: Any) -> None:  # (uvloop's is no asyncio.Transport)
+        transport.write(_refusal())
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(_REFUSED_LINGER_S, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._timer.cancel()
+
+
+class GatedSite(web.BaseSite):
+    """A TCP listener (like `web.TCPSite`) whose connections pass through `gate`."""
+
+    __slots__ = ("_gate", "_host", "_port")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        gate: ConnectionGate,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        backlog: int = 128,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host = host
+        self._port = port
+        self._gate = gate
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            self._gate.wrap(server), self._host, self._port,
+            ssl=self._ssl_context, backlog=self._backlog,
+        )
+
+
+def serve(app: web.Application, host: str, port: int, max_connections: int, **runner_kw: Any) -> None:
+    """Run `app` until SIGINT/SIGTERM, as `web.run_app` would, on one gated listener.
+    `runner_kw` go to `web.AppRunner` (access log, shutdown timeout)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runner = web.AppRunner(app, handle_signals=True, **runner_kw)
+    gate = ConnectionGate(max_connections)
+
+    async def start() -> None:
+        await runner.setup()
+        await GatedSite(runner, host, port, gate).start()
+
+    try:
+        loop.run_until_complete(start())
+        loop.run_forever()
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            loop.run_until_complete(runner.cleanup())
+        finally:
+            # as run_app does: cancel what is left, then close the loop
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()

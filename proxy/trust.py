@@ -1,0 +1,130 @@
+"""Which requests may reach the dashboard and the admin API: the one place that decides.
+
+DNS rebinding: a page on attacker.example can re-point its own name at 127.0.0.1 and then
+talk to the sidecar as a same-origin page. The browser still names the site it thinks it
+talks to, so such a request arrives with `Host: attacker.example` (and, for a state change,
+`Origin: http://attacker.example`). The dashboard and the admin API therefore answer only
+a Host that is
+
+- a loopback name: `localhost`, an address in 127.0.0.0/8, or `::1` (any port);
+- the listen address itself (`server.host`) when it is a specific address, not a wildcard;
+- one of `server.allowed_hosts` (e.g. the Docker service name another container uses).
+
+A request without a Host header (HTTP/1.0) passes: browsers always send one. A state
+change (any method but GET, HEAD and OPTIONS) must moreover have an `Origin` and a
+`Referer` that, when present, name a trusted host; `Origin: null` (a sandboxed frame, a
+file:// page) names none. The MEXC API (/api/v3, /api/v1), /healthz, /metrics and /ws are
+not behind this check: bots in Docker reach them by service name, and signed requests are
+protected by their signatures.
+
+The decision is a function of the request (`refusal`), so what is trusted can depend on
+the listener a request arrived on (see `trusted_names`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from yarl import URL
+
+from . import keys
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+_NAME = re.compile(r"[a-z0-9_.-]+", re.ASCII)
+_PORT = re.compile(r"[0-9]*", re.ASCII)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def host_name(value: str) -> str | None:
+    """A Host header (or an allowed_hosts entry) as a lower-case name without port and
+    without a final dot; IPv6 without brackets. None when it is not a well-formed host."""
+    v = value.strip().lower()
+    if v.startswith("["):
+        end = v.find("]")
+        rest = v[end + 1:]
+        if end < 0 or (rest and not rest.startswith(":")):
+            return None
+        name, port = v[1:end], rest[1:]
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            return None
+    else:
+        name, _, port = v.partition(":")
+        if name.endswith("."):
+            name = name[:-1]
+        if not _NAME.fullmatch(name):
+            return None
+    if not _PORT.fullmatch(port):
+        return None
+    return name
+
+
+def is_loopback_name(name: str) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1, written as browsers write them (no `127.1`)."""
+    if name in ("localhost", "::1"):
+        return True
+    try:
+        return ipaddress.IPv4Address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def trusted_names(request: web.Request) -> frozenset[str]:
+    """The names besides loopback ones that `request` may use as its Host. Today the same
+    for every listener: server.allowed_hosts plus a specific listen address."""
+    server = request.config_dict[keys.SETTINGS].server
+    listen = host_name(server.host)
+    extra = {listen} if listen is not None and listen not in _WILDCARDS else set()
+    return frozenset(server.allowed_hosts) | extra
+
+
+def host_trusted(request: web.Request, value: str) -> bool:
+    name = host_name(value)
+    return name is not None and (is_loopback_name(name) or name in trusted_names(request))
+
+
+def _url_host(value: str) -> str | None:
+    """The host[:port] an Origin or Referer names; None when it names none."""
+    try:
+        url = URL(value)
+    except ValueError:
+        return None
+    if url.scheme not in ("http", "https") or not url.raw_host:
+        return None
+    host = url.raw_host
+    return f"[{host}]" if ":" in host else host
+
+
+def refusal(request: web.Request) -> str | None:
+    """Why `request` may not use the dashboard or the admin API; None when it may."""
+    host = request.headers.get("Host")
+    if host is not None and not host_trusted(request, host):
+        return (
+            "this Host is not served here: use localhost, or add the name to "
+            "server.allowed_hosts"
+        )
+    if request.method not in SAFE_METHODS:
+        for header in ("Origin", "Referer"):
+            value = request.headers.get(header)
+            if value is None:
+                continue
+            named = _url_host(value)
+            if named is None or not host_trusted(request, named):
+                return f"cross-site request refused ({header} names another site)"
+    return None
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """First middleware of the dashboard and admin sub-apps: a refused request gets a
+    bare 403 (no page, no cookie, no CSRF token)."""
+    reason = refusal(request)
+    if reason is not None:
+        raise web.HTTPForbidden(reason=reason)
+    return await handler(request)
