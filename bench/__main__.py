@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -27,12 +29,12 @@ from pathlib import Path
 from bench import growth, inproc, loadgen
 from bench import relay as relay_bench
 from bench import requests as rq
-from bench.procs import Helper, Sidecar, sidecar_config
+from bench.procs import Helper, Sidecar, free_port, sidecar_config
 from bench.report import Report, machine
 from bench.util import cpu_s, rss_mb, run
 
 HOST = "127.0.0.1"
-ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth", "relay")
+ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth", "tls", "relay")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -96,9 +98,14 @@ class Bench:
         d.mkdir(parents=True)
         return d
 
-    def closed(self, port: int, build: Callable[[], bytes], conc: int, what: str) -> loadgen.RunResult:
+    def closed(
+        self, port: int, build: Callable[[], bytes], conc: int, what: str,
+        tls: loadgen.TlsClient | None = None,
+    ) -> loadgen.RunResult:
         p = self.plan
-        return check(run(loadgen.closed_loop(HOST, port, build, conc, p.duration_s, p.warmup_s)), what)
+        return check(
+            run(loadgen.closed_loop(HOST, port, build, conc, p.duration_s, p.warmup_s, tls=tls)), what
+        )
 
     def opened(self, port: int, build: Callable[[], bytes], rate: int, what: str) -> loadgen.RunResult:
         p = self.plan
@@ -290,11 +297,69 @@ class Bench:
             r.add(sec, "signing.verify alone", "us/request", verify)
         log(f"auth: {self.r.fig(sec, 'authenticate + parse_new_order', 'us/request').median:.1f} us")
 
-    # ------------------------------------------------------------------ 8. market stream
+    # ------------------------------------------------------------------ 8. TLS
+    def tls(self, up: Helper) -> None:
+        """The TLS listener next to the plain one. Per request on a kept-alive connection,
+        1 client, both listeners of one sidecar back to back: `GET /api/v3/time` (answered
+        by the sidecar itself, so the difference is TLS alone) and a resting order. Order
+        throughput at 32 clients, plain and TLS, each on a fresh sidecar and database (as
+        in 1). TLS 1.3, ECDSA P-256 leaf from the local CA, the handshake outside the
+        measured window."""
+        r, p = self.r, self.plan
+        sec = "8 TLS listener"
+        for rep in range(p.repeat):
+            wd = self.fresh_dir("tls-latency")
+            tls_port = free_port()
+            with Sidecar(sidecar_config(wd, up.port, tls_port=tls_port), wd) as sc:
+                client = tls_client(wd, tls_port)
+                clock = rq.public_get(f"{HOST}:{sc.port}", "/api/v3/time")
+                plain_t = self.closed(sc.port, clock, 1, "plain GET /api/v3/time")
+                tls_t = self.closed(tls_port, clock, 1, "TLS GET /api/v3/time", tls=client)
+                orders = rq.resting_limit_orders(f"{HOST}:{sc.port}")
+                # alternate which goes first: the first orders of a sidecar are the slowest
+                if rep % 2:
+                    tls_o = self.closed(tls_port, orders, 1, "TLS orders, 1 client", tls=client)
+                    plain_o = self.closed(sc.port, orders, 1, "plain orders, 1 client")
+                else:
+                    plain_o = self.closed(sc.port, orders, 1, "plain orders, 1 client")
+                    tls_o = self.closed(tls_port, orders, 1, "TLS orders, 1 client", tls=client)
+            rates: dict[str, float] = {}
+            cpus: dict[str, float] = {}
+            for scheme in ("plain", "tls"):
+                wd = self.fresh_dir(f"tls-{scheme}-c32")
+                tls_port = free_port()
+                with Sidecar(sidecar_config(wd, up.port, tls_port=tls_port), wd) as sc:
+                    client = tls_client(wd, tls_port)
+                    port, use = (sc.port, None) if scheme == "plain" else (tls_port, client)
+                    cpu0 = cpu_s(sc.pid)
+                    res = self.closed(port, rq.resting_limit_orders(f"{HOST}:{sc.port}"), 32,
+                                      f"{scheme} orders, 32 clients", tls=use)
+                    cpus[scheme] = 1e6 * (cpu_s(sc.pid) - cpu0) / res.total
+                rates[scheme] = res.rate
+            added = tls_t.p50_ms - plain_t.p50_ms
+            log(f"tls rep {rep + 1}: +{added:.3f} ms p50 (time), +{tls_o.p50_ms - plain_o.p50_ms:.3f} ms "
+                f"p50 (order); 32 clients {rates['tls']:.0f}/s TLS vs {rates['plain']:.0f}/s plain")
+            r.add(sec, "GET /api/v3/time p50, plain, 1 client", "ms", plain_t.p50_ms)
+            r.add(sec, "GET /api/v3/time p50, TLS, 1 client", "ms", tls_t.p50_ms)
+            r.add(sec, "TLS added p50 per request (GET /api/v3/time, kept alive)", "ms", added,
+                  target=("< 0.3 ms", lambda v: v < 0.3))
+            r.add(sec, "order p50, plain, 1 client", "ms", plain_o.p50_ms)
+            r.add(sec, "order p50, TLS, 1 client", "ms", tls_o.p50_ms)
+            r.add(sec, "TLS added p50 per order (kept alive)", "ms", tls_o.p50_ms - plain_o.p50_ms)
+            r.add(sec, "orders/s, plain, 32 clients", "orders/s", rates["plain"])
+            r.add(sec, "orders/s, TLS, 32 clients", "orders/s", rates["tls"])
+            r.add(sec, "TLS / plain order throughput, 32 clients", "%", 100 * rates["tls"] / rates["plain"],
+                  target=(">= 70 %", lambda v: v >= 70))
+            r.add(sec, "sidecar CPU per order, plain, 32 clients", "us", cpus["plain"])
+            r.add(sec, "sidecar CPU per order, TLS, 32 clients", "us", cpus["tls"])
+            r.add(sec, "sidecar CPU per order, TLS / plain, 32 clients", "%",
+                  100 * cpus["tls"] / cpus["plain"])
+
+    # ------------------------------------------------------------------ 9. market stream
     def relay(self) -> None:
         """bench/relay.py: the relay's added latency, fan-out, and watched symbols' REST cost."""
         r, p = self.r, self.plan
-        sec = "8 market stream"
+        sec = "9 market stream"
         for rep in range(p.repeat):
             wd = self.fresh_dir("relay")
             f = run(relay_bench.run_all(
@@ -342,7 +407,7 @@ class Bench:
                 try:
                     if name == "placement":
                         self.placement(up, bare)
-                    elif name in ("passthrough", "market", "growth", "startup"):
+                    elif name in ("passthrough", "market", "growth", "startup", "tls"):
                         getattr(self, name)(up)
                     else:
                         getattr(self, name)()
@@ -351,6 +416,21 @@ class Bench:
                     log(f"{name} FAILED: {exc!r}")
                     continue
                 log(f"{name} done in {time.perf_counter() - t0:.0f} s")
+
+
+def tls_client(workdir: Path, port: int, timeout_s: float = 10.0) -> loadgen.TlsClient:
+    """A client of the sidecar's TLS listener, trusting its local CA (made in `workdir`),
+    once the listener accepts connections."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    return loadgen.TlsClient(ssl.create_default_context(cafile=str(workdir / "tls" / "ca.crt")))
 
 
 def command_line(argv: list[str]) -> str:

@@ -15,6 +15,7 @@ Every answer is checked: a status the scenario does not expect is counted as an 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -75,10 +76,25 @@ class _Conn(asyncio.Protocol):
             waiter.set_result((status, body))
 
 
-async def connect(host: str, port: int) -> _Conn:
+async def connect(host: str, port: int, tls: TlsClient | None = None) -> _Conn:
+    """A connection; over TLS when `tls` is given (the handshake is done when it returns)."""
     loop = asyncio.get_running_loop()
-    _t, conn = await loop.create_connection(_Conn, host, port)
+    if tls is None:
+        _t, conn = await loop.create_connection(_Conn, host, port)
+    else:
+        _t, conn = await loop.create_connection(
+            _Conn, host, port, ssl=tls.context, server_hostname=tls.server_name
+        )
     return conn
+
+
+@dataclass(frozen=True)
+class TlsClient:
+    """How the load generator speaks TLS: the context (trusting the server's CA) and the
+    name it asks for (SNI and certificate check)."""
+
+    context: ssl.SSLContext
+    server_name: str = "localhost"
 
 
 def request_bytes(
@@ -137,9 +153,10 @@ async def closed_loop(
     duration_s: float,
     warmup_s: float = 0.3,
     ok_status: int = 200,
+    tls: TlsClient | None = None,
 ) -> RunResult:
     """`concurrency` clients, each waiting for its answer before the next request."""
-    conns = [await connect(host, port) for _ in range(concurrency)]
+    conns = [await connect(host, port, tls) for _ in range(concurrency)]
     loop = asyncio.get_running_loop()
     t_start = loop.time() + warmup_s
     t_end = t_start + duration_s
@@ -186,10 +203,11 @@ async def open_loop(
     connections: int = 64,
     max_connections: int = 512,
     ok_status: int = 200,
+    tls: TlsClient | None = None,
 ) -> RunResult:
     """Requests scheduled at `rate` per second; latency counts from the scheduled time."""
     loop = asyncio.get_running_loop()
-    idle: deque[_Conn] = deque([await connect(host, port) for _ in range(connections)])
+    idle: deque[_Conn] = deque([await connect(host, port, tls) for _ in range(connections)])
     opened = connections
     waiting: deque[int] = deque()  # scheduled times (ns) of requests without a connection
     result = RunResult(duration_s, offered_rate=rate)
@@ -248,7 +266,7 @@ async def open_loop(
     async def open_one() -> None:
         nonlocal opened, opening
         try:
-            c = await connect(host, port)
+            c = await connect(host, port, tls)
             opened += 1
             idle.append(c)
         finally:
@@ -282,8 +300,8 @@ async def open_loop(
     return result
 
 
-async def get_once(host: str, port: int, data: bytes) -> tuple[int, bytes]:
-    conn = await connect(host, port)
+async def get_once(host: str, port: int, data: bytes, tls: TlsClient | None = None) -> tuple[int, bytes]:
+    conn = await connect(host, port, tls)
     try:
         return await conn.send(data)
     finally:

@@ -76,11 +76,16 @@ def sidecar_config(
     synchronous: str = "FULL",
     exchange_info_ttl_s: float = 300,
     ws_url: str | None = None,
+    tls_port: int | None = None,
 ) -> Path:
     """A config for the sidecar under test: the committed defaults, except an upstream on
-    127.0.0.1, a DB in `workdir`, a rich account and no 500-open-orders cap."""
+    127.0.0.1, a DB in `workdir`, a rich account and no 500-open-orders cap; with
+    `tls_port`, the TLS listener there (local CA in `workdir`/tls)."""
+    server: dict[str, Any] = {"host": "127.0.0.1", "port": 8080}
+    if tls_port is not None:
+        server["tls"] = {"port": tls_port}
     cfg: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": 8080},
+        "server": server,
         "upstream": {
             "base_url": f"http://127.0.0.1:{upstream_port}",
             "timeout_s": 10,

@@ -2,9 +2,10 @@
 fund, set a balance, mode), plus /healthz and /metrics. Never under /api/v3.
 
 State changes need `Content-Type: application/json` (a cross-site form cannot send it
-without a CORS preflight, which we never grant) and, whenever the server listens on a
-non-loopback address, the admin token (`X-Admin-Token` or `Authorization: Bearer`).
-The admin API is a sub-app behind `trust.middleware`: a Host that is not loopback or
+without a CORS preflight, which we never grant) and the admin token (`X-Admin-Token` or
+`Authorization: Bearer`) whenever one is configured; without one, only a request that
+reached a loopback address (`trust.arrived_on_loopback`, on either listener) may change
+state. The admin API is a sub-app behind `trust.middleware`: a Host that is not loopback or
 configured, or a state change whose Origin/Referer names another site, gets 403 (DNS
 rebinding). A switch to live needs `{"mode": "live", "confirm": "LIVE"}`.
 """
@@ -19,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, jsonutil, keys, trust
-from .config import is_loopback, mask_key
+from .config import mask_key
 
 JSON = "application/json"
 
@@ -33,8 +34,9 @@ def admin_token_ok(request: web.Request) -> bool:
     settings = request.config_dict[keys.SETTINGS]
     token = settings.server.admin_token
     if token is None:
-        # without a token, only a loopback listener accepts state changes
-        return is_loopback(settings.server.host)
+        # without a token, only a request that reached a loopback address may change state
+        # (decided by this request's connection, on either listener)
+        return trust.arrived_on_loopback(request)
     given = request.headers.get("X-Admin-Token", "")
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):

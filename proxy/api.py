@@ -86,7 +86,7 @@ def _is_mexc_error(body: bytes) -> bool:
 def upstream_failure(exc: UpstreamError) -> ApiError:
     if exc.kind == "timeout":
         return ApiError(Err.GATEWAY_TIMEOUT)
-    if exc.kind == "replay":
+    if exc.kind in ("replay", "loop"):
         return ApiError(Err.SERVICE_UNAVAILABLE, str(exc))
     return ApiError(Err.SERVICE_UNAVAILABLE)
 

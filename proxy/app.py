@@ -16,6 +16,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .equity import EquityRecorder, PnlCache
 from .errors import make_error_middleware
+from .loopguard import LoopGuard
 from .metrics import LabelledCounter, Metrics
 from .routes import MEXC_ROUTES
 from .service import ModeState, PaperService
@@ -59,8 +60,14 @@ def create_app(
 ) -> web.Application:
     """Build the app. `transport` replaces the upstream transport (tests)."""
     metrics = Metrics()
+    # this process's loop protection: its mark on every upstream request (proxy/loopguard.py)
+    guard = LoopGuard(settings.upstream.base_url)
     app = web.Application(
-        middlewares=[_metrics_middleware(metrics), make_error_middleware(settings.reraise_unexpected)],
+        middlewares=[
+            guard.middleware(),
+            _metrics_middleware(metrics),
+            make_error_middleware(settings.reraise_unexpected),
+        ],
         client_max_size=settings.server.max_body_bytes,
         handler_args={
             # ccxt sends batchOrders percent-encoded in the query: allow long request lines
@@ -76,6 +83,7 @@ def create_app(
     app[keys.CLOCK] = clock or SystemClock()
     app[keys.METRICS] = metrics
     app[keys.MODE] = ModeState(settings.live_armed)
+    app[keys.LOOP_GUARD] = guard
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.storage.path, settings.storage.synchronous)
@@ -92,11 +100,11 @@ def create_app(
         elif up.replay_path:
             t = ReplayTransport(up.replay_path)
         elif up.record_path:
-            rec = RecordingTransport(HttpTransport(up), up.record_path, app[keys.CLOCK].now_ms)
+            rec = RecordingTransport(HttpTransport(up, guard), up.record_path, app[keys.CLOCK].now_ms)
             await rec.start()
             t = rec
         else:
-            http = HttpTransport(up)
+            http = HttpTransport(up, guard)
             await http.start()
             t = http
         client = MexcClient(
@@ -123,6 +131,8 @@ def create_app(
             up.ws_url,
             recorder=transport.append_stream if isinstance(transport, RecordingTransport) else None,
             clock=app[keys.CLOCK].now_ms,
+            resolve=up.resolve,
+            guard=guard,
             connect_timeout_s=up.connect_timeout_s,
             ack_timeout_s=up.timeout_s,
         )

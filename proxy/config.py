@@ -33,6 +33,29 @@ def mask_key(key: str) -> str:
     return f"{key[:4]}...{key[-4:]}"
 
 
+# MEXC's hosts: a bot with hard-coded URLs reaches the TLS listener under these names
+MEXC_HOSTS = ("api.mexc.com", "wbs-api.mexc.com")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """`server.tls`: the HTTPS/WSS listener (same routes as the plain one)."""
+
+    port: int = 8443
+    # a PEM certificate chain and its key (both or neither); without them, `self_signed`
+    cert: str | None = None
+    key: str | None = None
+    # a local CA and a leaf certificate, made and kept in the storage folder (proxy/tls.py)
+    self_signed: bool = True
+    # extra DNS names / IP addresses for the leaf (e.g. the Docker service name)
+    names: tuple[str, ...] = ()
+
+    @property
+    def local_ca(self) -> bool:
+        """The certificate comes from the local CA (no cert/key of the user's)."""
+        return self.cert is None
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     host: str = "127.0.0.1"
@@ -56,6 +79,8 @@ class ServerSettings:
     # open client connections at most (every listener together); one more is answered
     # 503 and closed
     max_connections: int = 512
+    # the TLS listener; None: none (`server.tls` absent, or its port null/empty)
+    tls: TlsSettings | None = None
 
 
 DEFAULT_WS_URL = "wss://wbs-api.mexc.com/ws"
@@ -76,6 +101,9 @@ class UpstreamSettings:
     replay_path: str | None = None
     # MEXC's public market stream (WebSocket); None: no streaming, REST polling only
     ws_url: str | None = DEFAULT_WS_URL
+    # host -> IP address the upstream client connects to instead of asking the system
+    # resolver (which may read a hosts file that points MEXC's hosts at this sidecar)
+    resolve: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,6 +447,89 @@ def _ws_url(u: _Section) -> str | None:
     return url
 
 
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def valid_tls_name(name: str) -> bool:
+    """A DNS name (optionally `*.` + a name) or an IP address, as a certificate can hold."""
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    labels = name[2:].split(".") if name.startswith("*.") else name.split(".")
+    return len(name) <= 253 and all(_DNS_LABEL.match(label) for label in labels)
+
+
+def _tls_names(value: Any, key: str) -> tuple[str, ...]:
+    """A list of names, or one comma-separated string (so `${VAR}` can set them)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: list[Any] = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ConfigError(f"{key}: must be a list of DNS names or IP addresses")
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not valid_tls_name(item.strip()):
+            raise ConfigError(f"{key}: not a DNS name or IP address: {item!r}")
+        name = item.strip().lower()
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _tls(value: Any, server_port: int) -> TlsSettings | None:
+    """`server.tls`. Every key is read even when the section is absent (so the loader
+    knows them all); no section, or a null/empty port, means no TLS listener."""
+    t = _Section(value, "server.tls")
+    raw_port = t.raw("port", 8443)
+    if raw_port is None or raw_port == "":
+        port = None
+    else:
+        port = t.int("port", 8443, 0, 65535)
+    cert = t.str("cert", None) or None
+    key = t.str("key", None) or None
+    self_signed = t.bool("self_signed", True)
+    names = _tls_names(t.raw("names"), "server.tls.names")
+    t.done()
+    if value is None or port is None:
+        return None
+    if (cert is None) != (key is None):
+        missing = "server.tls.key" if key is None else "server.tls.cert"
+        raise ConfigError(f"{missing}: server.tls.cert and server.tls.key go together (both or neither)")
+    for name, path in (("cert", cert), ("key", key)):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"server.tls.{name}: no such file: {path}")
+    if cert is None and not self_signed:
+        raise ConfigError(
+            "server.tls.self_signed: is false and no server.tls.cert/key is given: "
+            "the TLS listener has no certificate"
+        )
+    if port and port == server_port:
+        raise ConfigError(f"server.tls.port: must differ from server.port ({server_port})")
+    return TlsSettings(port=port, cert=cert, key=key, self_signed=self_signed, names=names)
+
+
+def _resolve(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError("upstream.resolve: must be a mapping of host name to IP address")
+    out: dict[str, str] = {}
+    for host, addr in value.items():
+        key = f"upstream.resolve.{host}"
+        if not isinstance(host, str) or not valid_tls_name(host) or host.startswith("*."):
+            raise ConfigError(f"{key}: not a host name")
+        try:
+            out[host.lower()] = str(ipaddress.ip_address(str(addr).strip()))
+        except ValueError:
+            raise ConfigError(f"{key}: must be an IP address, got {addr!r}") from None
+    return out
+
+
 def settings_from_mapping(
     data: Any, environ: Mapping[str, str], config_path: str | None = None
 ) -> Settings:
@@ -426,15 +537,17 @@ def settings_from_mapping(
     root = _Section(data, "")
 
     s = _Section(root.raw("server"), "server")
+    port = s.int("port", 8080, 0, 65535)
     server = ServerSettings(
         host=s.str("host", "127.0.0.1") or "127.0.0.1",
-        port=s.int("port", 8080, 0, 65535),
+        port=port,
         admin_token=s.str("admin_token", None) or None,
         max_body_bytes=s.int("max_body_bytes", 65536, 1024, 64 * 1024 * 1024),
         strict_signature=s.bool("strict_signature", False),
         allowed_hosts=_allowed_hosts(s.raw("allowed_hosts")),
         header_timeout_s=s.float("header_timeout_s", 20.0),
         max_connections=s.int("max_connections", 512, 1, 1_000_000),
+        tls=_tls(s.raw("tls"), port),
     )
     s.done()
 
@@ -454,6 +567,7 @@ def settings_from_mapping(
         record_path=u.str("record_path", None) or None,
         replay_path=u.str("replay_path", None) or None,
         ws_url=_ws_url(u),
+        resolve=_resolve(u.raw("resolve")),
     )
     u.done()
     if upstream.connect_timeout_s > upstream.timeout_s:

@@ -96,6 +96,17 @@ class Err(enum.Enum):
         "Unsupported operation: {path} is not available in paper mode",
     )
 
+    # --- this sidecar ---
+    # a request of this sidecar's own upstream client came back to it (proxy/loopguard.py):
+    # refused with 508 Loop Detected (RFC 5842); the client that sent it answers its own
+    # caller SERVICE_UNAVAILABLE with the reason. Not a MEXC code: MEXC never loops.
+    LOOP_DETECTED = (
+        508,
+        508,
+        "Loop Detected: this request came from this sidecar's own upstream client "
+        "(MEXC's hosts resolve to the sidecar on its own machine)",
+    )
+
     # --- transport ---
     NOT_FOUND = (404, 404, "Not Found")  # UNSURE: MEXC's body for unknown paths
     METHOD_NOT_ALLOWED = (405, 405, "Method Not Allowed")

@@ -7,6 +7,7 @@ from aiohttp import web
 from .clock import Clock
 from .config import Settings
 from .equity import EquityRecorder, PnlCache
+from .loopguard import LoopGuard
 from .metrics import Metrics
 from .service import ModeState, PaperService
 from .store import Store
@@ -36,3 +37,5 @@ PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
 MARKET_STREAM = web.AppKey("market_stream", StreamRelay)
 # the market watcher (books and trades of the symbols with open orders)
 WATCHER = web.AppKey("watcher", MarketWatcher)
+# this process's loop protection: the mark its upstream requests carry, its listeners
+LOOP_GUARD = web.AppKey("loop_guard", LoopGuard)

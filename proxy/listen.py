@@ -1,8 +1,11 @@
 """Listening: the process's sockets, with a bound on open connections.
 
 `serve()` is what `python -m proxy` runs instead of `web.run_app`: the same life cycle
-(the app's startup and cleanup, SIGINT/SIGTERM as a graceful exit), but each listener
-is a `GatedSite`, whose connections pass through one shared `ConnectionGate`: past
+(the app's startup and cleanup, SIGINT/SIGTERM as a graceful exit), on one or two
+listeners of one `AppRunner`, so both serve the same app (REST, dashboard, admin,
+/healthz, /ws): plain HTTP on `server.port` and, with `server.tls`, HTTPS/WSS on
+`server.tls.port` (proxy/tls.py makes its certificate). Each listener is a `GatedSite`,
+whose connections pass through one shared `ConnectionGate`: past
 `server.max_connections` open connections a new one is answered `503` (MEXC JSON) and
 closed, without reaching aiohttp. The time a connection has to send its request head is
 bounded in the app itself (`server.header_timeout_s`, aiohttp's keep-alive timer, set in
@@ -17,14 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from . import keys
+from .config import Settings
 from .errors import ApiError, Err
+from .tls import TlsServer
 
 log = logging.getLogger("proxy.listen")
 
@@ -145,6 +153,11 @@ class GatedSite(web.BaseSite):
         scheme = "https" if self._ssl_context else "http"
         return f"{scheme}://{self._host}:{self._port}"
 
+    @property
+    def sockets(self) -> list[Any]:
+        """The listening sockets (a name may resolve to several addresses)."""
+        return list(self._server.sockets) if self._server is not None else []  # type: ignore[union-attr]
+
     async def start(self) -> None:
         await super().start()
         server = self._runner.server
@@ -155,17 +168,85 @@ class GatedSite(web.BaseSite):
         )
 
 
-def serve(app: web.Application, host: str, port: int, max_connections: int, **runner_kw: Any) -> None:
-    """Run `app` until SIGINT/SIGTERM, as `web.run_app` would, on one gated listener.
-    `runner_kw` go to `web.AppRunner` (access log, shutdown timeout)."""
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """One listening socket."""
+
+    scheme: str  # http or https
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+class ListenError(Exception):
+    """A listener could not be opened (the message names the key)."""
+
+
+def _hint(exc: OSError) -> str:
+    if exc.errno == errno.EACCES:
+        return (
+            " (a port below 1024 needs root, CAP_NET_BIND_SERVICE or a lower "
+            "net.ipv4.ip_unprivileged_port_start; README: Zero-change mode)"
+        )
+    return ""
+
+
+async def start_sites(
+    runner: web.AppRunner, settings: Settings, tls: TlsServer | None, gate: ConnectionGate | None = None
+) -> list[Bound]:
+    """Open the listeners of a set-up runner, plain first, all behind one gate (default:
+    `server.max_connections`); returns every bound socket and tells the app's loop guard
+    where it listens."""
+    server = settings.server
+    gate = gate or ConnectionGate(server.max_connections)
+    sites: list[tuple[str, GatedSite]] = [("http", GatedSite(runner, server.host, server.port, gate))]
+    if tls is not None and server.tls is not None:
+        sites.append(
+            ("https", GatedSite(runner, server.host, server.tls.port, gate, ssl_context=tls.context))
+        )
+    bound: list[Bound] = []
+    for scheme, site in sites:
+        try:
+            await site.start()
+        except OSError as exc:
+            what = "server.tls.port" if scheme == "https" else "server.port"
+            raise ListenError(
+                f"{what}: cannot listen on {site.name}: {exc.strerror or exc}{_hint(exc)}"
+            ) from None
+        for sock in site.sockets:
+            name = sock.getsockname()
+            bound.append(Bound(scheme, str(name[0]), int(name[1])))
+    runner.app[keys.LOOP_GUARD].listening = [(b.host, b.port) for b in bound]
+    if tls is not None:
+        tls.start_renewal()
+    return bound
+
+
+def serve(
+    app: web.Application,
+    settings: Settings,
+    tls: TlsServer | None = None,
+    *,
+    announce: Callable[[list[Bound]], None] | None = None,
+    **runner_kw: Any,
+) -> None:
+    """Run `app` until SIGINT/SIGTERM, as `web.run_app` would, on its gated listeners.
+    `announce(bound)` is called once every listener is open; `runner_kw` go to
+    `web.AppRunner` (access log, shutdown timeout). A listener that cannot be opened
+    raises ListenError, after the app's cleanup."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runner = web.AppRunner(app, handle_signals=True, **runner_kw)
-    gate = ConnectionGate(max_connections)
 
     async def start() -> None:
         await runner.setup()
-        await GatedSite(runner, host, port, gate).start()
+        bound = await start_sites(runner, settings, tls)
+        if announce is not None:
+            announce(bound)
 
     try:
         loop.run_until_complete(start())
@@ -174,6 +255,8 @@ def serve(app: web.Application, host: str, port: int, max_connections: int, **ru
         pass
     finally:
         try:
+            if tls is not None:
+                loop.run_until_complete(tls.stop())
             loop.run_until_complete(runner.cleanup())
         finally:
             # as run_app does: cancel what is left, then close the loop

@@ -17,8 +17,17 @@ file:// page) names none. The MEXC API (/api/v3, /api/v1), /healthz, /metrics an
 not behind this check: bots in Docker reach them by service name, and signed requests are
 protected by their signatures.
 
-The decision is a function of the request (`refusal`), so what is trusted can depend on
-the listener a request arrived on (see `trusted_names`).
+The decision is a function of the request (`refusal`), so what is trusted depends on
+the listener a request arrived on: over TLS (`server.tls`) the names the certificate holds
+beyond the built-in ones (`server.tls.names`) are trusted too; no other site can be served
+under them over TLS, since a browser accepts only our certificate for them. MEXC's own host
+names (`api.mexc.com`, `wbs-api.mexc.com`, which the certificate also holds) are not: a
+dashboard under MEXC's name would pass for MEXC's own (README "Zero-change mode").
+
+What a request's connection says about it is here too, for the admin token rule:
+`arrived_on_loopback` (the address the client connected to is a loopback one, on either
+listener; with a wildcard listen address, a connection to 127.0.0.1 is loopback and one to
+the container's address is not) and `is_tls`.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from aiohttp import web
 from yarl import URL
 
 from . import keys
+from .config import MEXC_HOSTS
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
@@ -76,11 +86,14 @@ def is_loopback_name(name: str) -> bool:
 
 
 def trusted_names(request: web.Request) -> frozenset[str]:
-    """The names besides loopback ones that `request` may use as its Host. Today the same
-    for every listener: server.allowed_hosts plus a specific listen address."""
+    """The names besides loopback ones that `request` may use as its Host:
+    server.allowed_hosts, a specific listen address, and over TLS the certificate's
+    configured names (server.tls.names; not a wildcard entry, not MEXC's hosts)."""
     server = request.config_dict[keys.SETTINGS].server
     listen = host_name(server.host)
     extra = {listen} if listen is not None and listen not in _WILDCARDS else set()
+    if server.tls is not None and request.secure:
+        extra.update(n for n in server.tls.names if not n.startswith("*.") and n not in MEXC_HOSTS)
     return frozenset(server.allowed_hosts) | extra
 
 
@@ -128,3 +141,46 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     if reason is not None:
         raise web.HTTPForbidden(reason=reason)
     return await handler(request)
+
+
+# --------------------------------------------------------------------------- the connection
+
+
+def local_address(request: web.Request) -> tuple[str, int] | None:
+    """(address, port) the client connected to; None without a socket (a test double)."""
+    transport = request.transport
+    if transport is None:
+        return None
+    sockname = transport.get_extra_info("sockname")
+    if not sockname or not isinstance(sockname, tuple):
+        return None  # a Unix socket has a path here
+    return str(sockname[0]), int(sockname[1])
+
+
+def arrived_on_loopback(request: web.Request) -> bool:
+    """The client connected to a loopback address: it runs on this machine (container)."""
+    local = local_address(request)
+    if local is None:
+        return False
+    try:
+        addr = ipaddress.ip_address(local[0].split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def is_tls(request: web.Request) -> bool:
+    """It came over the TLS listener."""
+    return request.secure
+
+
+def describe(request: web.Request) -> str:
+    """`https://127.0.0.1:8443` for messages: the listener address this request reached."""
+    local = local_address(request)
+    scheme = "https" if is_tls(request) else "http"
+    if local is None:
+        return f"{scheme}://?"
+    host = f"[{local[0]}]" if ":" in local[0] else local[0]
+    return f"{scheme}://{host}:{local[1]}"

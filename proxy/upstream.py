@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from . import jsonutil
 from .config import UpstreamSettings
 from .engine.model import Book, SymbolRules, Trade
 from .errors import INVALID_SYMBOL_CODES, ApiError, Err
+from .loopguard import LOOP_HEADER, LoopGuard, UpstreamLoop, UpstreamResolver
 from .parsers import (
     ShapeError,
     parse_depth,
@@ -107,12 +109,23 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _keep_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple((k, headers[k]) for k in PASS_HEADERS if k in headers)
 
 
 class HttpTransport:
-    def __init__(self, settings: UpstreamSettings) -> None:
+    """`guard`: this process's loop protection (proxy/loopguard.py): every request carries
+    its mark, names resolve through `upstream.resolve` and never to this sidecar."""
+
+    def __init__(self, settings: UpstreamSettings, guard: LoopGuard | None = None) -> None:
         self.base = settings.base_url
         self.timeout = aiohttp.ClientTimeout(
             total=settings.timeout_s,
@@ -120,18 +133,32 @@ class HttpTransport:
             sock_connect=settings.connect_timeout_s,
         )
         self.max_connections = settings.max_connections
+        self.resolve = settings.resolve
+        self.guard = guard
         self.session: aiohttp.ClientSession | None = None
+        # an address in base_url skips the resolver: checked against the listeners here
+        url = URL(self.base)
+        self._literal = (url.host, url.port) if url.host and _is_ip(url.host) else None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
-            limit=self.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+            limit=self.max_connections, enable_cleanup_closed=True,
+            # names are cached (300 s) by the resolver, which checks every answer for a loop
+            use_dns_cache=False, resolver=UpstreamResolver(self.resolve, self.guard, ttl_s=300),
         )
+        headers = {"User-Agent": "mexc-paper"}
+        if self.guard is not None:
+            headers[LOOP_HEADER] = self.guard.mark
         self.session = aiohttp.ClientSession(
             timeout=self.timeout,
             connector=connector,
             auto_decompress=True,
-            headers={"User-Agent": "mexc-paper"},
+            headers=headers,
         )
+
+    def _loop_error(self) -> UpstreamError:
+        assert self.guard is not None
+        return UpstreamError("loop", self.guard.message)
 
     async def close(self) -> None:
         if self.session is not None:
@@ -147,12 +174,20 @@ class HttpTransport:
         headers: Mapping[str, str] | None = None,
     ) -> RawResponse:
         assert self.session is not None, "transport not started"
+        guard = self.guard
+        if self._literal is not None and guard is not None and guard.listening:
+            host, port = self._literal
+            if guard.points_here(host, port or 0):
+                guard.detected(f"upstream.base_url is this sidecar's address {host}:{port}")
+                raise self._loop_error()
         url = URL(f"{self.base}{path}?{raw_query}" if raw_query else f"{self.base}{path}", encoded=True)
         try:
             async with self.session.request(
                 method, url, data=body, headers=headers, allow_redirects=False
             ) as resp:
                 data = await resp.read()
+                if guard is not None and resp.headers.get(LOOP_HEADER) == guard.mark:
+                    raise self._loop_error()
                 return RawResponse(
                     resp.status,
                     data,
@@ -169,6 +204,10 @@ class HttpTransport:
             raise UpstreamError("timeout", f"upstream timed out: {method} {path}") from None
         except aiohttp.ClientPayloadError as exc:
             raise UpstreamError("shape", f"upstream body truncated: {exc}") from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, UpstreamLoop):
+                raise self._loop_error() from None
+            raise UpstreamError("connect", f"upstream unreachable: {type(exc).__name__}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamError("connect", f"upstream unreachable: {type(exc).__name__}") from None
 
@@ -435,15 +474,18 @@ class MexcClient:
         return self._clock.now_ms() if self._clock is not None else time.time_ns() // 1_000_000
 
     # the failures that mean the upstream is down (not answering usably): refused or reset
-    # connections, timeouts, 5xx answers, bodies that are not MEXC's. A replay's missing
-    # recording or an unknown symbol is an answer about one request, not an outage.
-    _OUTAGE_KINDS = frozenset({"connect", "timeout", "http", "shape"})
+    # connections, timeouts, 5xx answers, bodies that are not MEXC's, and a loop back to this
+    # sidecar (proxy/loopguard.py, which logs that itself, once, naming the cause). A replay's
+    # missing recording or an unknown symbol is an answer about one request, not an outage.
+    _OUTAGE_KINDS = frozenset({"connect", "timeout", "http", "shape", "loop"})
 
     def _failed(self, kind: str, reason: str) -> None:
         self.last_error = reason
         if kind in self._OUTAGE_KINDS and self.down_since_ms is None:
             self.down_since_ms = self._now_ms()
             self._down_since = time.monotonic()
+            if kind == "loop":
+                return
             log.warning(
                 "upstream %s is down (%s): public calls and orders that need market data fail "
                 "until it answers again (logged once; /healthz says degraded meanwhile)",

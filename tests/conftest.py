@@ -156,6 +156,18 @@ def signed(client: TestClient, clock: FixedClock) -> Signer:
 
 
 @pytest.fixture
+def remote_connection(monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
+    """Every request looks as if it reached a non-loopback address of this machine (a
+    bot in another container reaching `0.0.0.0`): test servers listen on 127.0.0.1 only,
+    so the connection's local address is replaced where proxy/trust.py reads it."""
+    from proxy import trust
+
+    address = ("192.0.2.10", 8080)
+    monkeypatch.setattr(trust, "local_address", lambda request: address)
+    return address
+
+
+@pytest.fixture
 def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog

@@ -14,9 +14,16 @@ import re
 import secrets
 
 COOKIE = "mexc_paper_csrf"
+# the TLS listener's cookie is Secure; a browser refuses to let a plain-HTTP page set a
+# cookie of the same name as a Secure one, so the two listeners use two names
+COOKIE_TLS = "mexc_paper_csrf_tls"
 FIELD = "csrf_token"
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+
+
+def cookie_name(secure: bool) -> str:
+    return COOKIE_TLS if secure else COOKIE
 
 
 def new_secret() -> bytes:

@@ -3,8 +3,10 @@ changes (mode switch, account reset), which go through the same service function
 admin API.
 
 Every state change needs a valid CSRF token (see `csrf`), and the admin token whenever
-`proxy.admin.admin_token_ok` asks for one (always when a token is configured, and a
-non-loopback listener without a token accepts no changes at all). The token may come in a
+`proxy.admin.admin_token_ok` asks for one (always when a token is configured; without one,
+a request that did not reach a loopback address can change nothing, proxy/trust.py).
+The CSRF cookie is `Secure` on the TLS listener, and named apart from the plain one's, so a
+browser that uses both on one host name keeps both. The token may come in a
 header, as for the admin API, or in the form's `admin_token` field.
 """
 
@@ -20,9 +22,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from .. import __version__, jsonutil, keys
+from .. import __version__, jsonutil, keys, trust
 from ..admin import admin_token_ok
-from ..config import is_loopback
 from ..service import PaperService
 from ..store import StoreError
 from . import csrf, present, snapshot
@@ -113,8 +114,12 @@ def _page_urls(request: web.Request, acct_q: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _cookie_nonce(request: web.Request) -> str | None:
+    return request.cookies.get(csrf.cookie_name(trust.is_tls(request)))
+
+
 def _csrf_nonce(request: web.Request) -> tuple[str, bool]:
-    nonce = request.cookies.get(csrf.COOKIE)
+    nonce = _cookie_nonce(request)
     if csrf.nonce_ok(nonce):
         assert nonce is not None
         return nonce, False
@@ -127,7 +132,7 @@ def _token_required(request: web.Request) -> bool:
 
 def _changes_possible(request: web.Request) -> bool:
     server = request.config_dict[keys.SETTINGS].server
-    return server.admin_token is not None or is_loopback(server.host)
+    return server.admin_token is not None or trust.arrived_on_loopback(request)
 
 
 def _base_context(request: web.Request, page: str, account_id: int | None) -> dict[str, Any]:
@@ -159,8 +164,10 @@ def _render(request: web.Request, template: str, context: dict[str, Any], status
     resp = aiohttp_jinja2.render_template(template, request, context, status=status)
     nonce, fresh = request[CSRF_NONCE]
     if fresh:
+        secure = trust.is_tls(request)
         resp.set_cookie(
-            csrf.COOKIE, nonce, httponly=True, samesite="Strict", path=_url(request, "index")
+            csrf.cookie_name(secure), nonce, httponly=True, samesite="Strict", secure=secure,
+            path=_url(request, "index"),
         )
     return resp
 
@@ -175,7 +182,7 @@ async def _guarded_form(request: web.Request) -> Any:
     token = form.get(csrf.FIELD)
     if not csrf.token_ok(
         request.config_dict[keys.DASHBOARD_SECRET],
-        request.cookies.get(csrf.COOKIE),
+        _cookie_nonce(request),
         token if isinstance(token, str) else None,
     ):
         raise web.HTTPForbidden(
@@ -185,8 +192,8 @@ async def _guarded_form(request: web.Request) -> Any:
     if not _admin_ok(request, form.get("admin_token")):
         if not _changes_possible(request):
             raise web.HTTPUnauthorized(
-                reason="this server listens on a non-loopback address and has no "
-                "server.admin_token configured, so the dashboard accepts no changes"
+                reason="this request did not reach a loopback address and the server has no "
+                "server.admin_token configured, so the dashboard accepts no changes from here"
             )
         raise web.HTTPUnauthorized(reason="admin token required (server.admin_token)")
     return form
@@ -332,8 +339,7 @@ async def settings_page(request: web.Request) -> web.Response:
             }
             for a in service.account_ids()
         ],
-        listen=f"{settings.server.host}:{settings.server.port}",
-        loopback=is_loopback(settings.server.host),
+        listen=trust.describe(request),
     )
     return _render(request, "settings.html", ctx)
 

@@ -21,7 +21,14 @@ Each binary frame is handed over as the raw bytes with its channel (the wrapper'
 1, read by `pbwire.channel_of`), so a relay can pass it on byte-identical. Only public
 channels are ever sent upstream (`spot@public.` names; anything else is refused before a
 byte leaves), the URL carries no listenKey (the config rejects a query) and no header
-beyond aiohttp's own and a User-Agent: nothing private or signed goes upstream here.
+beyond aiohttp's own, a User-Agent and the loop mark: nothing private or signed goes
+upstream here.
+
+Loop protection (proxy/loopguard.py), as for REST: host names resolve through
+`upstream.resolve` and never to this sidecar's own listeners, the handshake carries this
+process's `X-Mexc-Paper-Loop` mark (the sidecar's /ws refuses it with 508), and a
+`ws_url` that is this sidecar's own address is never dialled. A loop is an outage whose
+reason says what to fix.
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from .. import jsonutil
+from ..loopguard import LOOP_HEADER, LoopGuard, UpstreamLoop, UpstreamResolver
 from .pbwire import channel_of
 
 log = logging.getLogger("proxy.stream")
@@ -130,13 +139,26 @@ class _Conn:
 
     async def _connect(self) -> None:
         c = self.client
+        c._check_literal()
         session = await c._session()
-        self.ws = await session.ws_connect(
-            c.url,
-            timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
-            autoping=True,
-            max_msg_size=4 * 1024 * 1024,
-        )
+        try:
+            self.ws = await session.ws_connect(
+                c.url,
+                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                autoping=True,
+                max_msg_size=4 * 1024 * 1024,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            guard = c.guard
+            if guard is not None and (
+                exc.status == 508 or (exc.headers or {}).get(LOOP_HEADER) == guard.mark
+            ):
+                raise StreamLoop(c.loop_message) from None
+            raise
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, UpstreamLoop):
+                raise StreamLoop(c.loop_message) from None
+            raise
         self.generation += 1
         self.last_rx = time.monotonic()
         if self.ever_up:
@@ -269,6 +291,10 @@ class _Conn:
                 c._acked(self, ch)
 
 
+class StreamLoop(Exception):
+    """`upstream.ws_url` leads back to this sidecar."""
+
+
 def _describe(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown error"
@@ -289,6 +315,8 @@ class StreamClient:
         on_frame: FrameHandler | None = None,
         recorder: Recorder | None = None,
         clock: Callable[[], int] | None = None,
+        resolve: Mapping[str, str] | None = None,
+        guard: LoopGuard | None = None,
         connect_timeout_s: float = 10.0,
         ack_timeout_s: float = 5.0,
         ping_interval_s: float = 20.0,
@@ -299,6 +327,8 @@ class StreamClient:
         backoff_max_s: float = 30.0,
     ) -> None:
         self.url = url
+        self.resolve = dict(resolve or {})
+        self.guard = guard
         self.on_frame: FrameHandler = on_frame or (lambda _c, _f: None)
         self.recorder = recorder
         self._clock = clock
@@ -337,13 +367,39 @@ class StreamClient:
 
     async def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
+            headers = {"User-Agent": "mexc-paper"}
+            if self.guard is not None:
+                headers[LOOP_HEADER] = self.guard.mark
             self._http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=self.connect_timeout_s, sock_connect=self.connect_timeout_s
                 ),
-                headers={"User-Agent": "mexc-paper"},
+                # names resolve through upstream.resolve, never to this sidecar (the
+                # resolver checks every answer; the connector must not cache names)
+                connector=aiohttp.TCPConnector(
+                    use_dns_cache=False, resolver=UpstreamResolver(self.resolve, self.guard, ttl_s=300),
+                ),
+                headers=headers,
             )
         return self._http
+
+    @property
+    def loop_message(self) -> str:
+        host = URL(self.url).host or self.url
+        return (
+            f"upstream loop: upstream.ws_url {self.url} leads back to this sidecar ({host} "
+            "resolves to it: a hosts file or extra_hosts entry on the sidecar's own machine?); "
+            "set upstream.resolve to MEXC's real address or remove the entry (README: Zero-change mode)"
+        )
+
+    def _check_literal(self) -> None:
+        """A ws_url whose host is an address of this sidecar's listeners is never dialled."""
+        guard = self.guard
+        if guard is None or not guard.listening:
+            return
+        url = URL(self.url)
+        if url.host and guard.points_here(url.host, url.port or 0):
+            raise StreamLoop(self.loop_message)
 
     def _record(self, channel: str, frame: bytes) -> None:
         """Tee a frame into the recording; a failing recorder (a full disk) is logged

@@ -297,7 +297,7 @@ async def test_mode_switches_ask_when_going_live_and_are_audited(
 
 
 async def test_non_loopback_host_needs_the_admin_token(
-    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock, remote_connection: Any
 ) -> None:
     settings = make_settings(tmp_path, url_of(fake_server),
                              server=ServerSettings(host="0.0.0.0", admin_token=TOKEN))
@@ -331,12 +331,13 @@ async def test_non_loopback_host_needs_the_admin_token(
 
 
 async def test_non_loopback_host_without_a_token_accepts_no_changes(
-    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock, remote_connection: Any
 ) -> None:
     settings = make_settings(tmp_path, url_of(fake_server), server=ServerSettings(host="0.0.0.0"))
     client = await aiohttp_client(create_app(settings, clock=clock))
     html = await (await client.get("/dashboard/settings")).text()
     assert "accepts no changes" in html
+    assert "http://192.0.2.10:8080, not a loopback address" in html
     assert re.search(r'data-reset-account="1" disabled', html)
     token = await csrf_token(client)
     resp = await client.post("/dashboard/accounts/1/reset", data={"csrf_token": token, "confirm": "yes",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -106,7 +108,13 @@ def test_docker_command_starts_outside_docker(tmp_path: Path) -> None:
     args = cmd[3:]
     args[args.index("--port") + 1] = str(port)
     args[args.index("--host") + 1] = "127.0.0.1"  # the test must not listen on 0.0.0.0
-    env = {"PROXY_CONFIG": str(ROOT / "config.yaml"), "MEXC_PAPER_DB": str(tmp_path / "d" / "p.db")}
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    image_env = dict(kv.split("=", 1) for kv in next(
+        ln for ln in text.splitlines() if ln.startswith("ENV "))[4:].split())
+    assert image_env["MEXC_PAPER_TLS_PORT"] == "8443"  # the image's TLS listener
+    tls_port = free_port()
+    env = {"PROXY_CONFIG": str(ROOT / "config.yaml"), "MEXC_PAPER_DB": str(tmp_path / "d" / "p.db"),
+           "MEXC_PAPER_TLS_PORT": str(tls_port), "MEXC_PAPER_TLS_NAMES": image_env["MEXC_PAPER_TLS_NAMES"]}
     proc = start([*args, "--replay", str(DEMO)], cwd=tmp_path, env=env)
     try:
         health = wait_healthy(port, proc)
@@ -115,10 +123,17 @@ def test_docker_command_starts_outside_docker(tmp_path: Path) -> None:
         assert health["storage"]["path"] == str(tmp_path / "d" / "paper-replay-demo.sqlite3")
         assert (tmp_path / "d" / "paper-replay-demo.sqlite3").exists()
         assert not (tmp_path / "d" / "p.db").exists()
+        ca = tmp_path / "d" / "tls" / "ca.crt"  # the local CA, next to the databases, in the volume
+        ctx = ssl.create_default_context(cafile=str(ca))
+        conn = http.client.HTTPSConnection("127.0.0.1", tls_port, context=ctx, timeout=5)
+        conn.request("GET", "/healthz", headers={"Host": "mexc-paper"})
+        assert json.loads(conn.getresponse().read())["mode"] == "paper"
+        conn.close()
     finally:
         proc.terminate()
-        proc.communicate(timeout=5)
+        _out, err = proc.communicate(timeout=5)
     assert proc.returncode == 0
+    assert f"listen=http://127.0.0.1:{port},https://127.0.0.1:{tls_port} tls=local-ca:" in err
 
 
 def test_replay_orders_stay_out_of_the_normal_database_unless_db_names_it(tmp_path: Path) -> None:

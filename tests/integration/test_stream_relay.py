@@ -343,3 +343,41 @@ async def test_a_first_subscriber_that_leaves_before_the_answer_does_not_fail_th
         assert first.frames == [] and second.frames == [frame]
     finally:
         await relay.close()
+
+
+async def test_a_ws_url_that_leads_back_to_this_sidecar_is_an_outage_that_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hosts file on the sidecar's machine pointing wbs-api.mexc.com at the sidecar (the
+    zero-change mode set up on the wrong machine): the handshake carries this process's
+    loop mark, the sidecar refuses it, and the stream reports a loop, not a flaky MEXC."""
+    from aiohttp.test_utils import TestServer
+    from conftest import make_settings
+    from process_support import free_port
+
+    from proxy import keys
+    from proxy.app import create_app
+    from proxy.config import UpstreamSettings
+
+    caplog.set_level(logging.WARNING, logger="proxy.stream")
+    port = free_port()
+    settings = make_settings(tmp_path, upstream=UpstreamSettings(
+        base_url="http://127.0.0.1:9", timeout_s=2, connect_timeout_s=1,
+        ws_url=f"ws://wbs-api.mexc.com:{port}/ws", resolve={"wbs-api.mexc.com": "127.0.0.1"},
+    ))
+    app = create_app(settings)
+    server = TestServer(app, port=port)
+    await server.start_server()
+    try:
+        relay = app[keys.MARKET_STREAM]
+        down = asyncio.Event()
+        relay.add_listener(lambda: down.set() if relay.status()["state"] == "down" else None)
+        task = asyncio.create_task(relay.subscribe(DEALS, Sink()))
+        await asyncio.wait_for(down.wait(), 10)
+        assert "upstream loop: upstream.ws_url" in (relay.status()["last_error"] or "")
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "proxy.stream"]
+        assert "upstream loop" in line and "upstream.resolve" in line
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await server.close()

@@ -381,7 +381,8 @@ async def test_admin_changes_need_json_content_type(
 
 @pytest.mark.parametrize("path,payload", STATE_CHANGES)
 async def test_admin_changes_need_the_token_on_a_non_loopback_host(
-    aiohttp_client: Any, fake_server: Any, tmp_path: Path, path: str, payload: dict[str, str]
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, path: str, payload: dict[str, str],
+    remote_connection: Any,
 ) -> None:
     app, client = await admin_app(aiohttp_client, fake_server, tmp_path, host="0.0.0.0",
                                   admin_token="s3cret-admin-token")
@@ -400,7 +401,7 @@ async def test_admin_changes_need_the_token_on_a_non_loopback_host(
 
 
 async def test_non_loopback_without_a_token_refuses_every_change(
-    aiohttp_client: Any, fake_server: Any, tmp_path: Path
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, remote_connection: Any
 ) -> None:
     app, client = await admin_app(aiohttp_client, fake_server, tmp_path, host="0.0.0.0")
     before = await balances_of(app)
