@@ -29,12 +29,13 @@ from pathlib import Path
 from bench import growth, inproc, loadgen
 from bench import relay as relay_bench
 from bench import requests as rq
+from bench import ws as wsb
 from bench.procs import Helper, Sidecar, free_port, sidecar_config
 from bench.report import Report, machine
 from bench.util import cpu_s, rss_mb, run
 
 HOST = "127.0.0.1"
-ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth", "tls", "relay")
+ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth", "tls", "ws", "relay")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -57,6 +58,9 @@ class Plan:
     relay_fanout_s: float = 10.0
     relay_symbols: int = 50
     relay_steady_s: float = 5.0
+    ws_streams: int = 100  # connected streams while 32 clients place orders
+    ws_idle: int = 1_000  # idle streams for the memory figure
+    ws_placers: tuple[int, ...] = (1, 32)
     smoke: bool = False
 
     @classmethod
@@ -64,7 +68,8 @@ class Plan:
         return cls(
             repeat=1, duration_s=0.4, warmup_s=0.1, open_duration_s=0.5,
             growth_sizes=(1_000, 10_000), engine_trades=5_000, walk_orders=100,
-            auth_requests=500, relay_latency_frames=100, relay_fanout_clients=20,
+            auth_requests=500, ws_streams=4, ws_idle=20, ws_placers=(1, 2),
+            relay_latency_frames=100, relay_fanout_clients=20,
             relay_fanout_s=0.5, relay_symbols=3, relay_steady_s=0.5, smoke=True,
         )
 
@@ -355,11 +360,71 @@ class Bench:
             r.add(sec, "sidecar CPU per order, TLS / plain, 32 clients", "%",
                   100 * cpus["tls"] / cpus["plain"])
 
-    # ------------------------------------------------------------------ 9. market stream
+    # ------------------------------------------------------------------ 9. user streams
+    def ws(self, up: Helper) -> None:
+        """User-data streams (bench/ws.py): REST ack -> push on an already-subscribed
+        socket; RSS of idle streams; order placement with and without a stream that
+        stopped reading, alternating in one run."""
+        r, p = self.r, self.plan
+        sec = "9 user streams"
+        accounts = max(p.ws_streams, max(p.ws_placers), 5)
+        for rep in range(p.repeat):
+            for placers in p.ws_placers:
+                streams = 1 if placers == 1 else p.ws_streams
+                wd = self.fresh_dir(f"ws-push-{placers}")
+                with Sidecar(wsb.ws_config(wd, up.port, accounts), wd) as sc:
+                    res = run(wsb.ack_to_push(f"http://{HOST}:{sc.port}", f"{HOST}:{sc.port}", sc.port,
+                                              placers, streams, p.duration_s, p.warmup_s))
+                if res.missing or not res.latencies_ms:
+                    raise SystemExit(f"ws: {res.missing} of {res.acked} acknowledged orders never pushed")
+                what = (f"{placers} client{'s' if placers > 1 else ''}, "
+                        f"{streams} stream{'s' if streams > 1 else ''}")
+                log(f"ws rep {rep + 1} {what}: ack->push p50 {res.pct(0.5):.2f} ms, "
+                    f"p99 {res.pct(0.99):.2f} ms ({res.acked} orders, "
+                    f"{100 * res.before_ack / res.acked:.0f} % pushed before the ack)")
+                tgt = (("< 2 ms", lambda v: v < 2.0) if placers == 1 else ("< 10 ms", lambda v: v < 10.0))
+                r.add(sec, f"ack -> push p50, {what}", "ms", res.pct(0.5))
+                r.add(sec, f"ack -> push p99, {what}", "ms", res.pct(0.99), target=tgt)
+                r.add(sec, f"pushes that arrived before the ack, {what}", "%",
+                      100 * res.before_ack / res.acked)
+                r.add(sec, f"request sent -> push p99, {what}", "ms", res.pct(0.99, res.request_ms))
+                r.add(sec, f"orders/s while pushing, {what}", "orders/s", res.acked / res.duration_s)
+
+            wd = self.fresh_dir("ws-idle")
+            with Sidecar(wsb.ws_config(wd, up.port, accounts), wd) as sc:
+                before, during = run(wsb.idle_streams(f"http://{HOST}:{sc.port}", p.ws_idle, accounts,
+                                                      lambda: rss_mb(sc.pid)))
+            log(f"ws rep {rep + 1}: RSS {before:.0f} MB idle, {during:.0f} MB with {p.ws_idle} streams")
+            r.add(sec, f"RSS added by {p.ws_idle:,} idle streams", "MB", during - before,
+                  target=("< 50 MB", lambda v: v < 50) if p.ws_idle >= 1000 else None)
+            r.add(sec, f"RSS with {p.ws_idle:,} idle streams", "MB", during)
+
+            rates: dict[str, float] = {}
+            variants = {"none": "no stream", "reading": "a stream reading every push",
+                        "silent": "a stream that stopped reading"}
+            for variant, label in variants.items():
+                wd = self.fresh_dir(f"ws-{variant}")
+                with Sidecar(wsb.ws_config(wd, up.port, accounts), wd) as sc:
+                    cpu0 = cpu_s(sc.pid)
+                    res, cut = run(wsb.placement(f"http://{HOST}:{sc.port}", f"{HOST}:{sc.port}", sc.port,
+                                                 variant, 32, p.duration_s, p.warmup_s))
+                    cpu = cpu_s(sc.pid) - cpu0
+                s = check(res, f"orders, {label}")
+                r.add(sec, f"sidecar CPU per order, 32 clients, {label}", "us", 1e6 * cpu / s.total)
+                rates[variant] = s.rate
+                log(f"ws rep {rep + 1} {label}: {s.rate:.0f} orders/s, p99 {s.p99_ms:.1f} ms"
+                    + (f" (cut off as a slow reader by the end: {cut > 0})" if variant == "silent" else ""))
+                r.add(sec, f"orders/s, 32 clients, {label}", "orders/s", s.rate)
+                r.add(sec, f"p99, 32 clients, {label}", "ms", s.p99_ms)
+            r.add(sec, "orders/s: stopped reading / reading", "%", 100 * rates["silent"] / rates["reading"])
+            r.add(sec, "orders/s: stopped reading / no stream", "%", 100 * rates["silent"] / rates["none"])
+            r.add(sec, "orders/s: reading / no stream", "%", 100 * rates["reading"] / rates["none"])
+
+    # ------------------------------------------------------------------ 10. market stream
     def relay(self) -> None:
         """bench/relay.py: the relay's added latency, fan-out, and watched symbols' REST cost."""
         r, p = self.r, self.plan
-        sec = "9 market stream"
+        sec = "10 market stream"
         for rep in range(p.repeat):
             wd = self.fresh_dir("relay")
             f = run(relay_bench.run_all(
@@ -407,7 +472,7 @@ class Bench:
                 try:
                     if name == "placement":
                         self.placement(up, bare)
-                    elif name in ("passthrough", "market", "growth", "startup", "tls"):
+                    elif name in ("passthrough", "market", "growth", "startup", "tls", "ws"):
                         getattr(self, name)(up)
                     else:
                         getattr(self, name)()

@@ -54,9 +54,10 @@ def build(path: Path, n: int, now_ms: int | None = None) -> float:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("BEGIN")
-    for stmt in MIGRATIONS[0].split(";"):
-        if stmt.strip():
-            conn.execute(stmt)
+    for script in MIGRATIONS:  # every migration: user_version says they all ran
+        for stmt in script.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
     conn.execute(
         "INSERT INTO accounts (id, api_key, created_ms) VALUES (1, ?, ?)", (KEY, now_ms - 90 * DAY_MS)

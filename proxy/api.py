@@ -744,14 +744,18 @@ async def capital_config(
 async def user_data_stream(
     request: web.Request, info: KeyInfo, params: dict[str, str]
 ) -> web.Response:
-    """listenKey lifecycle, answered so bots that create one at start-up keep working.
-    The user-data WebSocket itself is not served by mexc-paper (README)."""
-    import hashlib
-
-    key = hashlib.sha256(b"mexc-paper-listen-key:%d" % info.account_id).hexdigest()
+    """listenKeys for `GET /ws?listenKey=` (proxy/ws/listenkeys.py): POST creates one (valid
+    60 minutes), PUT extends it by 60 minutes, DELETE ends it and its streams, GET lists
+    the account's valid keys."""
+    listen_keys = request.app[keys.LISTEN_KEYS]
+    if request.method == "POST":
+        return respond({"listenKey": await listen_keys.create(info.account_id)})
     if request.method == "GET":
-        return respond({"listenKey": [key]})
-    return respond({"listenKey": params.get("listenKey") or key})
+        return respond({"listenKey": listen_keys.valid(info.account_id)})
+    key = _required(params, "listenKey")
+    if request.method == "PUT":
+        return respond({"listenKey": await listen_keys.extend(info.account_id, key)})
+    return respond({"listenKey": await listen_keys.delete(info.account_id, key)})
 
 
 # --------------------------------------------------------------------------- fallbacks

@@ -2,7 +2,8 @@
 
 Resources open in `cleanup_ctx` generators, in dependency order, and close in reverse:
 store (+ migrations) -> upstream session -> market stream relay (connects lazily) ->
-service (loads state) -> market watcher -> equity recorder (with the dashboard).
+service (loads state) -> market watcher -> user streams (listenKeys, the /ws hub on the
+change feed) -> equity recorder (with the dashboard).
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from .service import ModeState, PaperService
 from .store import Store
 from .upstream import HttpTransport, MexcClient, RecordingTransport, ReplayTransport, Transport
 from .watcher import MarketWatcher
+from .ws import streams
+from .ws.listenkeys import ListenKeys
 from .ws.relay import StreamCollector, StreamRelay
 from .ws.stream import StreamClient
+from .ws.streams import StreamHub
 
 WATCHER = keys.WATCHER
 
@@ -186,11 +190,35 @@ def create_app(
         yield
         await recorder.stop()
 
-    app.cleanup_ctx.extend([store_ctx, upstream_ctx, stream_ctx, service_ctx, watcher_ctx])
+    async def streams_ctx(app: web.Application) -> AsyncIterator[None]:
+        # after the service: the hub subscribes to its change feed
+        listen_keys = ListenKeys(app[keys.STORE], app[keys.CLOCK])
+        await listen_keys.load()
+        app[keys.LISTEN_KEYS] = listen_keys
+        hub = StreamHub(
+            settings.websocket, app[keys.CLOCK], metrics, listen_keys,
+            lambda: app.get(keys.PUBLIC_CHANNELS),
+        )
+        hub.start(app[keys.SERVICE].feed)
+        app[keys.USER_STREAMS] = hub
+        yield
+        await hub.shutdown()
+
+    async def close_streams(app: web.Application) -> None:
+        # WebSocket handlers run until their connection ends: close them at shutdown,
+        # before aiohttp waits for the handlers (cleanup contexts run only after that)
+        hub = app.get(keys.USER_STREAMS)
+        if hub is not None:
+            await hub.shutdown()
+
+    app.cleanup_ctx.extend([store_ctx, upstream_ctx, stream_ctx, service_ctx, watcher_ctx, streams_ctx])
+    app.on_shutdown.append(close_streams)
     if settings.dashboard.enabled:
         app.cleanup_ctx.append(equity_ctx)
     admin.install(app)
     app.add_routes(MEXC_ROUTES)
+    # MEXC's WebSocket on the same listener: user-data streams, public channels relayed
+    app.router.add_get("/ws", streams.handle)
     if settings.dashboard.enabled:
         from .dashboard import create_dashboard_app
 

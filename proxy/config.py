@@ -171,6 +171,22 @@ class DashboardSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSocketSettings:
+    """`GET /ws`, MEXC's WebSocket rules (reference 9.1). A timeout of 0 turns it off."""
+
+    # no subscription for this long (since the connection opened, or since its last
+    # subscription went): disconnected
+    no_subscription_timeout_s: float = 30.0
+    # subscribed, but nothing pushed and no message from the client for this long
+    idle_timeout_s: float = 60.0
+    # any connection is closed after this long
+    max_lifetime_s: float = 86400.0
+    # records and frames queued for one connection before it counts as a reader that
+    # fell too far behind and is disconnected
+    send_queue: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
@@ -180,6 +196,7 @@ class Settings:
     accounts: tuple[AccountSettings, ...] = ()
     paper: PaperSettings = field(default_factory=PaperSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     # derived from the mode rule at load time
     mode: str = "paper"
     # PAPER_TRADING_INITIAL_BALANCE_<ASSET> from the environment
@@ -626,6 +643,22 @@ def settings_from_mapping(
         quote_asset=(d.str("quote_asset", "USDT") or "USDT").upper(),
     )
     d.done()
+
+    w = _Section(root.raw("websocket"), "websocket")
+
+    def timeout(key: str, default: float) -> float:
+        value = w.float(key, default, positive=False)
+        if not 0 <= value < float("inf"):
+            raise ConfigError(f"websocket.{key}: must be 0 (off) or a positive number, got {value:g}")
+        return value
+
+    websocket = WebSocketSettings(
+        no_subscription_timeout_s=timeout("no_subscription_timeout_s", 30.0),
+        idle_timeout_s=timeout("idle_timeout_s", 60.0),
+        max_lifetime_s=timeout("max_lifetime_s", 86400.0),
+        send_queue=w.int("send_queue", 1024, 16, 1_000_000),
+    )
+    w.done()
     root.done()
 
     # --- environment overrides from the original design ---
@@ -658,6 +691,7 @@ def settings_from_mapping(
         accounts=accounts,
         paper=paper,
         dashboard=dashboard,
+        websocket=websocket,
         mode=mode,
         initial_balances=initial,
         config_path=config_path,

@@ -88,6 +88,14 @@ class Err(enum.Enum):
     ORDER_TYPE_NOT_ALLOWED = (400, 30041, "current order type can not place order")
     PRICE_OUT_OF_RANGE = (400, 30087, "Order price exceeds allowed range")
 
+    # --- user data stream (listenKey) ---
+    # A PUT of an unknown key was answered 730708 "listen key information error"
+    # (mexcdevelop/mexc-api-demo issue #35, 2023); we answer it for every unknown, expired,
+    # deleted or other account's key on PUT and DELETE (UNSURE: MEXC's code for DELETE).
+    LISTEN_KEY_INVALID = (400, 730708, "listen key information error")
+    # a 61st valid key for one account (MEXC: at most 60; its error is UNSURE)
+    LISTEN_KEY_LIMIT = (400, 400, "The number of listen keys has reached the limit of {limit}")
+
     # --- paper mode ---
     # 730003 "Unsupported operation" from the doc table, with a message that says why.
     PAPER_UNSUPPORTED = (

@@ -14,7 +14,9 @@ from .store import Store
 from .upstream import MexcClient
 from .watcher import MarketWatcher
 from .ws.channels import PublicChannels
+from .ws.listenkeys import ListenKeys
 from .ws.relay import StreamRelay
+from .ws.streams import StreamHub
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -37,5 +39,8 @@ PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
 MARKET_STREAM = web.AppKey("market_stream", StreamRelay)
 # the market watcher (books and trades of the symbols with open orders)
 WATCHER = web.AppKey("watcher", MarketWatcher)
+# user-data-stream listenKeys (/api/v3/userDataStream) and the /ws connections
+LISTEN_KEYS = web.AppKey("listen_keys", ListenKeys)
+USER_STREAMS = web.AppKey("user_streams", StreamHub)
 # this process's loop protection: the mark its upstream requests carry, its listeners
 LOOP_GUARD = web.AppKey("loop_guard", LoopGuard)

@@ -56,6 +56,25 @@ class Metrics:
             "mexc_paper_commit_batches", "Group-commit transactions written", registry=r
         )
 
+        # GET /ws (proxy/ws/streams.py sets the gauges' functions)
+        self.ws_connections = Gauge(
+            "mexc_paper_ws_connections",
+            "Open /ws connections: private (opened with a listenKey) or public", ["kind"],
+            registry=r,
+        )
+        self.ws_subscriptions = Gauge(
+            "mexc_paper_ws_subscriptions", "Channel subscriptions on open /ws connections",
+            ["kind"], registry=r,
+        )
+        self.ws_pushes = Counter(
+            "mexc_paper_ws_pushes", "Data frames pushed on /ws, by channel (without symbol)",
+            ["channel"], registry=r,
+        )
+        self.ws_disconnects = Counter(
+            "mexc_paper_ws_disconnects", "/ws connections ended, by reason", ["reason"],
+            registry=r,
+        )
+
         self.count_order = LabelledCounter(self.orders).inc  # (type, outcome)
         self.count_fill = LabelledCounter(self.fills).inc  # (role,)
 

@@ -124,6 +124,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (account_id, time_ms)
     ) WITHOUT ROWID;
     """,
+    # 2: user-data-stream listenKeys (POST/PUT/DELETE /api/v3/userDataStream); they
+    # survive a restart as they survive a MEXC blip
+    """
+    CREATE TABLE listen_keys (
+        listen_key TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );
+    CREATE INDEX listen_keys_account ON listen_keys (account_id, created_ms);
+    """,
 )
 
 
@@ -821,6 +832,39 @@ class Store:
         assert table in ("orders", "fills", "events", "accounts")
         rows = await self._fetchall(f"SELECT COUNT(*) FROM {table}", ())
         return int(rows[0][0])
+
+    # ---- listenKeys (proxy/ws/listenkeys.py keeps them in memory; these keep them on disk)
+    async def listen_keys(self) -> list[tuple[str, int, int, int]]:
+        """Every stored listenKey: (key, account id, created ms, expires ms), oldest first."""
+        rows = await self._fetchall(
+            "SELECT listen_key, account_id, created_ms, expires_ms FROM listen_keys"
+            " ORDER BY created_ms, rowid",
+            (),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def put_listen_key(
+        self, key: str, account_id: int, created_ms: int, expires_ms: int
+    ) -> None:
+        """Store a new key; durable when this returns."""
+        await self.commit(Changes(statements=[(
+            "INSERT INTO listen_keys (listen_key, account_id, created_ms, expires_ms)"
+            " VALUES (?, ?, ?, ?)",
+            (key, account_id, created_ms, expires_ms),
+        )]))
+
+    async def extend_listen_key(self, key: str, expires_ms: int) -> None:
+        """A key's new expiry (a deleted key stays deleted); durable when this returns."""
+        await self.commit(Changes(statements=[(
+            "UPDATE listen_keys SET expires_ms = ? WHERE listen_key = ?", (expires_ms, key),
+        )]))
+
+    async def delete_listen_keys(self, keys: Sequence[str]) -> None:
+        """Forget keys (deleted or expired); durable when this returns."""
+        if keys:
+            await self.commit(Changes(statements=[
+                ("DELETE FROM listen_keys WHERE listen_key = ?", (k,)) for k in keys
+            ]))
 
     async def integrity_check(self) -> str:
         rows = await self._fetchall("PRAGMA integrity_check", ())

@@ -14,6 +14,8 @@ from ..equity import PnlCache
 from ..jsonutil import dumps_pretty
 from ..performance import asset_price, value_balances
 from ..service import PaperService
+from ..ws.listenkeys import ListenKeys
+from ..ws.streams import StreamHub
 from . import chart
 from .present import (
     amount,
@@ -192,3 +194,21 @@ async def overview(
         "pnl_svg": chart.pnl_svg(bars, quote),
         "events": [event_row(e, labels) for e in events],
     }
+
+
+def streams(hub: StreamHub | None, listen_keys: ListenKeys | None, account_id: int) -> dict[str, Any]:
+    """The account's connected user streams (GET /ws?listenKey=), keys masked."""
+    rows = [
+        {
+            "key": s["key"],
+            "since": when(s["since_ms"]),
+            "channels": ", ".join(c.split("@")[1].removeprefix("private.").split(".")[0]
+                                  for c in s["channels"]) or "-",
+            "public": str(s["public"]),
+            "frames": str(s["frames"]),
+            "queued": str(s["queued"]),
+        }
+        for s in (hub.streams(account_id) if hub is not None else [])
+    ]
+    keys = len(listen_keys.valid(account_id)) if listen_keys is not None else 0
+    return {"streams": rows, "listen_keys": str(keys)}

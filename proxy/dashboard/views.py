@@ -32,7 +32,7 @@ from . import csrf, present, snapshot
 CSRF_NONCE = web.RequestKey("csrf_nonce", tuple[str, bool])
 
 # the sections of the overview page that are re-rendered while it is open
-SECTIONS = ("balances", "open_orders", "performance", "fills", "recent_orders", "events")
+SECTIONS = ("balances", "open_orders", "streams", "performance", "fills", "recent_orders", "events")
 
 EVENT_KINDS = (
     "order.new",
@@ -220,6 +220,9 @@ async def _overview_context(request: web.Request, account_id: int | None) -> dic
         _service(request), request.config_dict[keys.PNL], account_id, settings.dashboard.quote_asset
     )
     ctx.update(data)
+    ctx.update(snapshot.streams(
+        request.config_dict.get(keys.USER_STREAMS), request.config_dict.get(keys.LISTEN_KEYS), account_id
+    ))
     ctx["equity_interval"] = f"{settings.dashboard.equity_interval_s:g}"
     ctx["equity_gap"] = f"{settings.dashboard.equity_change_gap_s:g}"
     ctx["urls"].update(

@@ -64,3 +64,37 @@ def pymexc_async(base: str, key: str, secret: str):
     client.base_url = base
     return client
 # --- end
+
+
+# --- recipe: ccxt-pro
+def ccxt_pro(base: str, key: str, secret: str):
+    """ccxt.pro: the REST URLs as above, and MEXC's spot WebSocket: ws://HOST:PORT/ws
+    (watch_orders, watch_my_trades and watch_balance ask the sidecar for a listenKey)."""
+    import ccxt.pro as ccxtpro
+
+    urls = mexc_paper_urls(base)
+    urls["api"]["ws"] = {"spot": base.replace("http", "ws", 1) + "/ws"}
+    return ccxtpro.mexc({
+        "apiKey": key,
+        "secret": secret,
+        "enableRateLimit": False,
+        "urls": urls,
+    })  # remember: await exchange.close()
+# --- end
+
+
+# --- recipe: pymexc-ws
+def pymexc_websocket(base: str, key: str, secret: str):
+    """pymexc's spot.WebSocket reads its hosts from module constants: point both at the
+    sidecar before creating it (it asks REST for a listenKey), then give it the private
+    endpoint, which it hard-codes to MEXC's."""
+    import pymexc.base
+    import pymexc.base_websocket
+    from pymexc import spot
+
+    pymexc.base.SPOT = base  # REST: the listenKey and its keep-alive
+    pymexc.base_websocket.SPOT = base.replace("http", "ws", 1) + "/ws"
+    ws = spot.WebSocket(api_key=key, api_secret=secret)
+    ws.endpoint = f"{pymexc.base_websocket.SPOT}?listenKey={ws.listenKey}"
+    return ws  # ws.account_orders(callback), ws.account_deals(...), ws.account_update(...)
+# --- end

@@ -59,7 +59,7 @@ POINT = section("Point your bot at mexc-paper")
 
 def recipes() -> dict[str, str]:
     found = dict(re.findall(r"^# --- recipe: (\S+)\n(.*?)^# --- end$", RECIPES, re.M | re.S))
-    assert set(found) == {"ccxt-urls", "ccxt-sync", "ccxt-async", "pymexc"}
+    assert set(found) == {"ccxt-urls", "ccxt-sync", "ccxt-async", "pymexc", "ccxt-pro", "pymexc-ws"}
     return found
 
 

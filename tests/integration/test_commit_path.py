@@ -314,7 +314,7 @@ async def test_a_slow_reader_is_cut_off_never_waited_for(
     assert len(fast) == 5 and not fast.overflowed  # the filter kept the funding out
     first = await fast.get()
     assert first.kind == feed.ORDER_NEW
-    assert service.feed.subscribers == 2  # fast + the equity recorder; slow unsubscribed
+    assert service.feed.subscribers == 3  # fast, the equity recorder, the /ws hub; slow unsubscribed
 
 
 async def test_a_switch_to_paper_survives_a_restart(

@@ -103,7 +103,7 @@ async def test_state_json_carries_the_sections_and_the_data(client: TestClient, 
     assert state["mode"] == "paper"
     assert "PAPER TRADING" in state["banner"]
     assert set(state["html"]) == {
-        "balances", "open_orders", "performance", "fills", "recent_orders", "events"}
+        "balances", "open_orders", "streams", "performance", "fills", "recent_orders", "events"}
     assert order["orderId"] in state["html"]["open_orders"]
     [row] = state["data"]["open_orders"]
     assert (row["order_id"], row["client_order_id"], row["price"], row["qty"]) == (

@@ -1,0 +1,541 @@
+"""`GET /ws`: MEXC's WebSocket on the sidecar's own listener (reference section 9).
+
+`/ws?listenKey=K` carries the private channels of K's account (orders, deals, account,
+built by push.py from the change feed); public channels, on any `/ws` connection, go to
+whatever serves them (`keys.PUBLIC_CHANNELS`: the relay of MEXC's stream, or the tape).
+The control protocol is in protocol.py.
+
+Delivery. The hub subscribes once to the service's change feed. The feed calls it after a
+command is durable, in commit order; the hub hands the record to the bounded send queue of
+every connection of the record's accounts that subscribed a private channel, and returns:
+nothing on the order path waits for a socket. Each connection has one writer task that
+takes its queue in order (records, relayed public frames and control answers share it),
+encodes a record into frames for the channels the connection has subscribed, and sends
+them. A reader that stops reading blocks only its own writer (aiohttp waits for the socket
+to drain); its queue then fills, and when it holds `websocket.send_queue` items the
+connection is cut off: queue dropped, close frame 1008 "slow reader: send queue full"
+(written if the socket takes it within 2 s, else the TCP connection is aborted). MEXC
+documents no such rule; a client that misses pushes must reconnect and re-read its state
+over REST, as after any disconnect. Never an unbounded buffer.
+
+MEXC's connection rules (reference 9.1), and how they are applied here:
+  - at most 30 subscriptions per connection: the 31st channel is refused (protocol.py);
+  - no subscription for 30 s (since the connection opened or since its last subscription
+    went): closed, 1000 "no subscription";
+  - subscribed but idle for 60 s: closed, 1000 "idle". Activity is any data frame pushed
+    to the client and any message from it (a PING counts; MEXC tells clients to PING to
+    keep a quiet stream open). WebSocket-level ping frames are answered but do not count;
+  - every connection is closed after 24 h, 1000 "24h limit";
+  - more than 100 messages per second from the client (a token bucket of 100, refilled at
+    100/s): closed, 1008 "too many messages";
+  - at most 5 connections per listenKey: a 6th is closed at once, 1008;
+  - an unknown, expired or deleted listenKey: the text `Invalid listen key`, then close
+    1008 (MEXC's text; its close code is UNSURE). A key deleted (DELETE) or expiring
+    while connected ends its connections: 1000 "listen key deleted" / "listen key expired".
+The timeouts are `websocket.*` settings (tests shorten them). At shutdown every connection
+gets 1001 "server shutting down".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..clock import Clock
+from ..config import WebSocketSettings
+from ..feed import ChangeFeed, Committed
+from ..metrics import LabelledCounter, Metrics
+from . import protocol, push
+from .channels import FrameSink, PublicChannels
+from .listenkeys import ListenKeys, mask
+
+log = logging.getLogger("proxy.ws")
+
+MAX_SUBSCRIPTIONS = 30
+MAX_MESSAGES_PER_S = 100
+MAX_CONNECTIONS_PER_KEY = 5
+MAX_MESSAGE_BYTES = 64 * 1024  # a client's control message; SUBSCRIPTION of 30 channels is ~2 KB
+CLOSE_TIMEOUT_S = 2.0
+EXPIRY_CHECK_S = 10.0
+
+_ids = itertools.count(1)
+
+
+def channel_family(channel: str) -> str:
+    """A channel without its symbol and interval, for metric labels
+    (`spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT` -> `public.aggre.deals.v3.api.pb`)."""
+    parts = channel.split("@")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+class Connection:
+    """One `/ws` connection: its subscriptions, its bounded send queue, its writer."""
+
+    def __init__(
+        self, hub: StreamHub, ws: web.WebSocketResponse, request: web.Request,
+        key: str | None, account_id: int | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.hub = hub
+        self.ws = ws
+        self.request = request
+        self.id = next(_ids)
+        self.key = key
+        self.account_id = account_id
+        self.opened = loop.time()
+        self.opened_ms = hub.clock.now_ms()
+        self.last_activity = self.opened
+        self.unsubscribed_since = self.opened
+        # channel -> the sink handed to PublicChannels (None for a private channel)
+        self.subs: dict[str, FrameSink | None] = {}
+        self.private: frozenset[str] = frozenset()
+        self.queue: deque[Committed | tuple[str, bytes] | str] = deque()
+        self.limit = hub.settings.send_queue
+        self.frames_sent = 0
+        self.closing = False
+        self.close_reason: str | None = None
+        self._tokens = float(MAX_MESSAGES_PER_S)
+        self._tokens_at = self.opened
+        self._wake: asyncio.Future[None] | None = None
+        self._writer = loop.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+        self._closer: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ the send queue
+    def offer(self, item: Committed | tuple[str, bytes] | str) -> None:
+        """Queue a record, a public frame (label, bytes) or a control answer. Never blocks:
+        a connection with a full queue is cut off instead."""
+        if self.closing:
+            return
+        if len(self.queue) >= self.limit:
+            self.cut_off(WSCloseCode.POLICY_VIOLATION, "slow reader: send queue full", "slow_reader")
+            return
+        self.queue.append(item)
+        w = self._wake
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def public_sink(self, channel: str) -> FrameSink:
+        label = channel_family(channel)
+
+        def sink(frame: bytes) -> None:
+            self.offer((label, frame))
+
+        return sink
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        ws, q = self.ws, self.queue
+        count = self.hub.count_push
+        try:
+            while True:
+                if not q:
+                    self._wake = loop.create_future()
+                    await self._wake
+                    continue
+                item = q.popleft()
+                if isinstance(item, str):
+                    await ws.send_str(item)
+                    continue
+                if isinstance(item, tuple):
+                    label, data = item
+                    await ws.send_bytes(data)
+                    count(label)
+                    self.frames_sent += 1
+                    self.last_activity = loop.time()
+                    continue
+                assert self.account_id is not None
+                frames = push.frames(item, self.account_id, self.private, self.hub.clock.now_ms())
+                for channel, data in frames:
+                    await ws.send_bytes(data)
+                    count(channel)
+                self.frames_sent += len(frames)
+                if frames:
+                    self.last_activity = loop.time()
+        except ConnectionError:  # the socket went away: the reader sees it too
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ws connection %d: push failed; closing it", self.id)
+            self.cut_off(WSCloseCode.INTERNAL_ERROR, "internal error", "error")
+
+    # ------------------------------------------------------------------ ending
+    def cut_off(self, code: int, reason: str, label: str) -> None:
+        """End the connection from our side: no more pushes; a close frame with `reason`,
+        or an aborted TCP connection if the client does not take it in time."""
+        if self.closing:
+            return
+        self.closing = True
+        self.close_reason = reason
+        self.queue.clear()
+        self.hub.detach(self)
+        self.hub.count_disconnect(label)
+        log.info(
+            "ws connection %d (listen key %s) closed by the server: %s",
+            self.id, mask(self.key) if self.key else "-", reason,
+        )
+        self._writer.cancel()
+        self._closer = asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_S)
+            if self.ws.close_code == WSCloseCode.ABNORMAL_CLOSURE:
+                self._abort()  # no close frame back in time: aiohttp's close() would linger
+        except (TimeoutError, ConnectionError, RuntimeError):
+            self._abort()  # the client does not take the close frame
+        except asyncio.CancelledError:
+            # the writer we cancelled was waiting for the socket to drain, and so was
+            # close(): aiohttp's shared drain waiter is cancelled with it
+            self._abort()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+
+    def _abort(self) -> None:
+        """Drop the TCP connection (what is still buffered for the client with it)."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+    @property
+    def closer(self) -> asyncio.Task[None] | None:
+        """The task sending our close frame, once `cut_off` started one."""
+        return self._closer
+
+    async def finish(self) -> None:
+        """After the receive loop ended: stop writing, let a close under way finish."""
+        self.closing = True
+        self.queue.clear()
+        self.hub.detach(self)
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        if self._closer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._closer
+        public = self.hub.public_channels()
+        for channel, sink in self.subs.items():
+            if sink is not None and public is not None:
+                public.unsubscribe(channel, sink)
+        self.subs.clear()
+        self.private = frozenset()
+
+    # ------------------------------------------------------------------ receiving
+    def _deadline(self) -> tuple[float, str, str] | None:
+        """(loop time, close reason, metric label) of the next rule that ends it."""
+        s = self.hub.settings
+        out: list[tuple[float, str, str]] = []
+        if s.max_lifetime_s:
+            out.append((self.opened + s.max_lifetime_s, "24h limit", "lifetime"))
+        if not self.subs:
+            if s.no_subscription_timeout_s:
+                out.append((self.unsubscribed_since + s.no_subscription_timeout_s,
+                            "no subscription", "no_subscription"))
+        elif s.idle_timeout_s:
+            out.append((self.last_activity + s.idle_timeout_s, "idle", "idle"))
+        return min(out) if out else None
+
+    def _rate_ok(self, now: float) -> bool:
+        self._tokens = min(float(MAX_MESSAGES_PER_S),
+                           self._tokens + (now - self._tokens_at) * MAX_MESSAGES_PER_S)
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def serve(self) -> None:
+        """Read control messages until the connection ends."""
+        loop = asyncio.get_running_loop()
+        ws = self.ws
+        while not self.closing:
+            deadline = self._deadline()
+            timeout = None
+            if deadline is not None:
+                timeout = deadline[0] - loop.time()
+                if timeout <= 0:
+                    self.cut_off(WSCloseCode.OK, deadline[1], deadline[2])
+                    break
+            try:
+                msg = await ws.receive(timeout=timeout)
+            except TimeoutError:
+                continue  # a deadline passed, or moved: look again
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                break
+            now = loop.time()
+            self.last_activity = now
+            if not self._rate_ok(now):
+                self.cut_off(WSCloseCode.POLICY_VIOLATION, "too many messages", "rate")
+                break
+            if msg.type is WSMsgType.TEXT:
+                await self._control(msg.data)
+            else:  # a binary frame from a client is not a control message
+                self.offer(protocol.answer(protocol.FORMAT_INVALID))
+
+    async def _control(self, text: str) -> None:
+        ctl = protocol.parse(text)
+        if ctl is None:
+            self.offer(protocol.answer(protocol.FORMAT_INVALID))
+        elif ctl.method == protocol.PING:
+            self.offer(protocol.answer(protocol.PONG, ctl.id))
+        elif ctl.method == protocol.SUBSCRIBE:
+            await self._subscribe(ctl)
+        else:
+            self._unsubscribe(ctl)
+
+    async def _subscribe(self, ctl: protocol.Control) -> None:
+        ok: list[str] = []
+        blocked: list[str] = []
+        over: list[str] = []
+        public = self.hub.public_channels()
+        for channel in ctl.params:
+            if channel in self.subs:
+                ok.append(channel)
+                continue
+            if len(self.subs) >= MAX_SUBSCRIPTIONS:
+                over.append(channel)
+                continue
+            if channel in push.PRIVATE_CHANNELS:
+                if self.account_id is None:
+                    blocked.append(channel)
+                    continue
+                self.subs[channel] = None
+                self.private = self.private | {channel}
+                self.hub.attach_private(self)
+                ok.append(channel)
+                continue
+            if public is None or not public.is_public(channel):
+                blocked.append(channel)
+                continue
+            sink = self.public_sink(channel)
+            self.subs[channel] = sink  # counted before the await: no 31st slips in meanwhile
+            try:
+                subscribed = await public.subscribe(channel, sink)
+            except Exception:
+                log.exception("ws connection %d: public subscription failed", self.id)
+                subscribed = False
+            if subscribed and not self.closing:
+                ok.append(channel)
+            else:
+                self.subs.pop(channel, None)
+                if subscribed:
+                    public.unsubscribe(channel, sink)
+                blocked.append(channel)
+        if ok:
+            self.offer(protocol.answer(",".join(ok), ctl.id))
+        if blocked:
+            self.offer(protocol.refusal(blocked, protocol.BLOCKED, ctl.id))
+        if over:
+            self.offer(protocol.refusal(
+                over, protocol.TOO_MANY_SUBSCRIPTIONS.format(limit=MAX_SUBSCRIPTIONS), ctl.id))
+        if not self.subs:
+            self.unsubscribed_since = asyncio.get_running_loop().time()
+
+    def _unsubscribe(self, ctl: protocol.Control) -> None:
+        public = self.hub.public_channels()
+        had = bool(self.subs)
+        for channel in ctl.params:
+            if channel not in self.subs:
+                continue
+            sink = self.subs.pop(channel)
+            if sink is None:
+                self.private = self.private - {channel}
+            elif public is not None:
+                public.unsubscribe(channel, sink)
+        if not self.private:
+            self.hub.detach_private(self)
+        if had and not self.subs:
+            self.unsubscribed_since = asyncio.get_running_loop().time()
+        self.offer(protocol.answer(",".join(ctl.params), ctl.id))
+
+
+class StreamHub:
+    """Every `/ws` connection, routed by account; the change feed's one subscriber."""
+
+    def __init__(
+        self, settings: WebSocketSettings, clock: Clock, metrics: Metrics, keys: ListenKeys,
+        public: Callable[[], PublicChannels | None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.keys = keys
+        self.public_channels = public
+        self.connections: set[Connection] = set()
+        self._private: dict[int, set[Connection]] = {}  # account -> connections with a private sub
+        self._by_key: dict[str, set[Connection]] = {}
+        self._unsubscribe_feed: Callable[[], None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
+        self.count_push = LabelledCounter(metrics.ws_pushes).inc
+        self.count_disconnect = LabelledCounter(metrics.ws_disconnects).inc
+        metrics.ws_connections.labels("private").set_function(
+            lambda: sum(1 for c in self.connections if c.key is not None))
+        metrics.ws_connections.labels("public").set_function(
+            lambda: sum(1 for c in self.connections if c.key is None))
+        metrics.ws_subscriptions.labels("private").set_function(lambda: self.subscriptions["private"])
+        metrics.ws_subscriptions.labels("public").set_function(lambda: self.subscriptions["public"])
+        keys.on_end = self._key_ended
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, feed: ChangeFeed | None) -> None:
+        if feed is not None:
+            self._unsubscribe_feed = feed.subscribe(self._on_commit)
+        self._expiry = asyncio.get_running_loop().create_task(self._expire_keys(), name="listen-key-expiry")
+
+    async def shutdown(self) -> None:
+        """Close every connection (the app's shutdown, before handlers are waited for)."""
+        if self._unsubscribe_feed is not None:
+            self._unsubscribe_feed()
+            self._unsubscribe_feed = None
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+            self._expiry = None
+        for conn in list(self.connections):
+            conn.cut_off(WSCloseCode.GOING_AWAY, "server shutting down", "shutdown")
+        closers = [c.closer for c in list(self.connections) if c.closer is not None]
+        if closers:
+            await asyncio.wait(closers, timeout=CLOSE_TIMEOUT_S + 1)
+
+    async def _expire_keys(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_CHECK_S)
+            try:
+                await self.keys.expire()
+            except Exception:  # a failed delete is retried on the next round
+                log.exception("expiring listen keys failed")
+
+    # ------------------------------------------------------------------ routing
+    def _on_commit(self, record: Committed) -> None:
+        """The feed's callback: hand the record to the queues of its accounts' streams."""
+        private = self._private
+        if not private:
+            return
+        for account_id in record.accounts():
+            conns = private.get(account_id)
+            if conns:
+                for conn in tuple(conns):
+                    conn.offer(record)
+
+    def attach_private(self, conn: Connection) -> None:
+        assert conn.account_id is not None
+        self._private.setdefault(conn.account_id, set()).add(conn)
+
+    def detach_private(self, conn: Connection) -> None:
+        if conn.account_id is None:
+            return
+        conns = self._private.get(conn.account_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._private[conn.account_id]
+
+    def detach(self, conn: Connection) -> None:
+        """No more pushes to `conn` (it is closing)."""
+        self.detach_private(conn)
+
+    @property
+    def subscriptions(self) -> dict[str, int]:
+        """Subscriptions on open connections, by kind (read when /metrics is scraped)."""
+        private = public = 0
+        for c in self.connections:
+            for sink in c.subs.values():
+                if sink is None:
+                    private += 1
+                else:
+                    public += 1
+        return {"private": private, "public": public}
+
+    # ------------------------------------------------------------------ connections
+    def connections_of_key(self, key: str) -> int:
+        return len(self._by_key.get(key, ()))
+
+    def open(self, ws: web.WebSocketResponse, request: web.Request, key: str | None,
+             account_id: int | None) -> Connection:
+        conn = Connection(self, ws, request, key, account_id)
+        self.connections.add(conn)
+        if key is not None:
+            self._by_key.setdefault(key, set()).add(conn)
+        return conn
+
+    async def close(self, conn: Connection) -> None:
+        if not conn.closing:
+            self.count_disconnect("client")
+        await conn.finish()
+        self.connections.discard(conn)
+        if conn.key is not None:
+            conns = self._by_key.get(conn.key)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self._by_key[conn.key]
+
+    def _key_ended(self, key: str, why: str) -> None:
+        for conn in list(self._by_key.get(key, ())):
+            conn.cut_off(WSCloseCode.OK, f"listen key {why}", f"key_{why}")
+
+    # ------------------------------------------------------------------ the dashboard
+    def streams(self, account_id: int) -> list[dict[str, Any]]:
+        """The account's connected user streams, oldest first."""
+        out = []
+        for c in sorted(self.connections, key=lambda c: c.id):
+            if c.account_id != account_id or c.closing:
+                continue
+            out.append({
+                "id": c.id,
+                "key": mask(c.key or ""),
+                "since_ms": c.opened_ms,
+                "channels": sorted(ch for ch, sink in c.subs.items() if sink is None),
+                "public": sum(1 for sink in c.subs.values() if sink is not None),
+                "frames": c.frames_sent,
+                "queued": len(c.queue),
+            })
+        return out
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """`GET /ws` and `GET /ws?listenKey=K`."""
+    from .. import keys as app_keys  # (not at the top: keys imports StreamHub from here)
+
+    hub = request.app[app_keys.USER_STREAMS]
+    ws = web.WebSocketResponse(
+        autoping=True, compress=False, max_msg_size=MAX_MESSAGE_BYTES, timeout=CLOSE_TIMEOUT_S
+    )
+    await ws.prepare(request)
+    key: str | None = None
+    account_id: int | None = None
+    if "listenKey" in request.query:
+        key = request.query["listenKey"]
+        account_id = hub.keys.account_of(key)
+        if account_id is None:
+            hub.count_disconnect("invalid_key")
+            await _refuse(ws, protocol.INVALID_LISTEN_KEY, "Invalid listen key")
+            return ws
+        if hub.connections_of_key(key) >= MAX_CONNECTIONS_PER_KEY:
+            hub.count_disconnect("too_many_connections")
+            reason = f"too many connections for this listen key (max {MAX_CONNECTIONS_PER_KEY})"
+            await _refuse(ws, None, reason)
+            return ws
+    conn = hub.open(ws, request, key, account_id)
+    try:
+        await conn.serve()
+    finally:
+        await hub.close(conn)
+    return ws
+
+
+async def _refuse(ws: web.WebSocketResponse, text: str | None, reason: str) -> None:
+    with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
+        if text is not None:
+            await ws.send_str(text)
+        await asyncio.wait_for(
+            ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()), CLOSE_TIMEOUT_S
+        )
