@@ -255,6 +255,17 @@ class FakeMexcStream:
         t.bidPrice, t.bidQuantity, t.askPrice, t.askQuantity = bid, bid_qty, ask, ask_qty
         return m.SerializeToString()
 
+    def kline_frame(
+        self, symbol: str, interval: str, start_s: int, o: str, h: str, low: str, c: str, volume: str
+    ) -> bytes:
+        channel = f"spot@public.kline.v3.api.pb@{symbol}@{interval}"
+        m = W.PushDataV3ApiWrapper(channel=channel, symbol=symbol, createTime=self.clock())
+        k = m.publicSpotKline
+        k.interval, k.windowStart, k.windowEnd = interval, start_s, start_s + 60
+        k.openingPrice, k.highestPrice, k.lowestPrice, k.closingPrice = o, h, low, c
+        k.volume, k.amount = volume, "0"
+        return m.SerializeToString()
+
     # ------------------------------------------------------------------ faults
     async def drop_all(self) -> None:
         """Cut every connection (as a network failure would: no close handshake)."""
