@@ -12,10 +12,9 @@ from .metrics import Metrics
 from .service import ModeState, PaperService
 from .store import Store
 from .upstream import MexcClient
-from .watcher import MarketWatcher
+from .watcher import MarketStream, MarketWatcher
 from .ws.channels import PublicChannels
 from .ws.listenkeys import ListenKeys
-from .ws.relay import StreamRelay
 from .ws.streams import StreamHub
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -35,8 +34,10 @@ PNL = web.AppKey("pnl", PnlCache)
 DASHBOARD_SECRET = web.AppKey("dashboard_secret", bytes)
 # what serves public WebSocket channels on /ws (the relay of MEXC's stream, or the tape)
 PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
-# the relay of MEXC's public stream (absent when upstream.ws_url is null, and in replay)
-MARKET_STREAM = web.AppKey("market_stream", StreamRelay)
+# the public stream the market watcher subscribes through: the relay of MEXC's (absent when
+# upstream.ws_url is null); in replay, whatever serves the tape's stream may set it (in a
+# cleanup context before the watcher's)
+MARKET_STREAM = web.AppKey("market_stream", MarketStream)
 # the market watcher (books and trades of the symbols with open orders)
 WATCHER = web.AppKey("watcher", MarketWatcher)
 # user-data-stream listenKeys (/api/v3/userDataStream) and the /ws connections
