@@ -6,7 +6,12 @@ name to an address, and the port https:// and wss:// connect to (443) to the giv
 (the test's TLS listener cannot have 443). Every other name that is not a loopback one fails
 to resolve, so the test network rule (127.0.0.1, localhost and ::1 only) holds in these
 processes too. `socket.getaddrinfo` is what requests/urllib3, aiohttp's default resolver
-(ccxt, hummingbot) and websocket-client (pymexc's stream) ask.
+(ccxt, ccxt.pro, hummingbot) and websocket-client (pymexc's stream) ask.
+
+curl_cffi (pymexc's REST client) resolves in libcurl, which never asks Python: for it the
+mapping is libcurl's own hosts-file stand-in, `CURLOPT_CONNECT_TO`
+(`api.mexc.com:443:127.0.0.1:8443`, what `curl --connect-to` sets), given to every handle
+when its URL is set.
 """
 
 from __future__ import annotations
@@ -40,3 +45,28 @@ def _getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
 
 
 socket.getaddrinfo = _getaddrinfo
+
+
+def _map_curl() -> None:
+    try:
+        from curl_cffi._wrapper import ffi, lib
+        from curl_cffi.curl import Curl, CurlOpt
+    except ImportError:
+        return
+    connect_to = ffi.NULL  # one list for the whole process, never freed
+    for name, (address, port) in _MAP.items():
+        connect_to = lib.curl_slist_append(connect_to, f"{name}:443:{address}:{port}".encode())
+    real_setopt = Curl.setopt
+
+    def setopt(self, option, value):
+        ret = real_setopt(self, option, value)
+        if option == CurlOpt.URL:
+            self._check_error(lib._curl_easy_setopt(self._curl, CurlOpt.CONNECT_TO, connect_to),
+                              "setopt", CurlOpt.CONNECT_TO, "mexc-paper test hosts")
+        return ret
+
+    Curl.setopt = setopt
+
+
+if _MAP:
+    _map_curl()
