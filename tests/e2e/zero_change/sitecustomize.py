@@ -11,13 +11,14 @@ processes too. `socket.getaddrinfo` is what requests/urllib3, aiohttp's default 
 curl_cffi (pymexc's REST client) resolves in libcurl, which never asks Python: for it the
 mapping is libcurl's own hosts-file stand-in, `CURLOPT_CONNECT_TO`
 (`api.mexc.com:443:127.0.0.1:8443`, what `curl --connect-to` sets), given to every handle
-when its URL is set.
+when its URL is set; a URL for any other name that is not a loopback one is refused there.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from urllib.parse import urlsplit
 
 _real_getaddrinfo = socket.getaddrinfo
 _MAP: dict[str, tuple[str, int]] = {}
@@ -41,7 +42,11 @@ def _getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
         return _real_getaddrinfo(address, port, family, type, proto, flags)
     if key in _LOOPBACK or key.startswith("127."):
         return _real_getaddrinfo(host, port, family, type, proto, flags)
-    raise socket.gaierror(socket.EAI_NONAME, f"{name}: not resolvable in a mexc-paper test process")
+    raise _unresolvable(name)
+
+
+def _unresolvable(name: str) -> socket.gaierror:
+    return socket.gaierror(socket.EAI_NONAME, f"{name}: not resolvable in a mexc-paper test process")
 
 
 socket.getaddrinfo = _getaddrinfo
@@ -59,6 +64,11 @@ def _map_curl() -> None:
     real_setopt = Curl.setopt
 
     def setopt(self, option, value):
+        if option == CurlOpt.URL:
+            url = value.decode() if isinstance(value, bytes) else value
+            name = (urlsplit(url).hostname or "").rstrip(".")
+            if name not in _MAP and name not in _LOOPBACK and not name.startswith("127."):
+                raise _unresolvable(name)
         ret = real_setopt(self, option, value)
         if option == CurlOpt.URL:
             self._check_error(lib._curl_easy_setopt(self._curl, CurlOpt.CONNECT_TO, connect_to),
