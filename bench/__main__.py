@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import growth, inproc, loadgen, tape
+from bench import relay as relay_bench
 from bench import requests as rq
 from bench import ws as wsb
 from bench.procs import ROOT, Helper, Sidecar, free_port, sidecar_config
@@ -34,7 +35,8 @@ from bench.report import Report, machine
 from bench.util import cpu_s, rss_mb, run
 
 HOST = "127.0.0.1"
-ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth", "tls", "ws", "tape")
+ALL = ("placement", "passthrough", "market", "engine", "growth", "startup", "auth", "tls", "ws", "relay",
+       "tape")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -51,6 +53,12 @@ class Plan:
     engine_trades: int = 100_000
     walk_orders: int = 2_000
     auth_requests: int = 5_000
+    relay_latency_frames: int = 2_000
+    relay_fanout_clients: int = 500
+    relay_fanout_rate: int = 100
+    relay_fanout_s: float = 10.0
+    relay_symbols: int = 50
+    relay_steady_s: float = 5.0
     ws_streams: int = 100  # connected streams while 32 clients place orders
     ws_idle: int = 1_000  # idle streams for the memory figure
     ws_placers: tuple[int, ...] = (1, 32)
@@ -64,7 +72,9 @@ class Plan:
         return cls(
             repeat=1, duration_s=0.4, warmup_s=0.1, open_duration_s=0.5,
             growth_sizes=(1_000, 10_000), engine_trades=5_000, walk_orders=100,
-            auth_requests=500, ws_streams=4, ws_idle=20, ws_placers=(1, 2), tape_trades=5_000,
+            auth_requests=500, ws_streams=4, ws_idle=20, ws_placers=(1, 2),
+            relay_latency_frames=100, relay_fanout_clients=20,
+            relay_fanout_s=0.5, relay_symbols=3, relay_steady_s=0.5, tape_trades=5_000,
             tape_books=180, tape_orders=20, smoke=True,
         )
 
@@ -415,12 +425,54 @@ class Bench:
             r.add(sec, "orders/s: stopped reading / no stream", "%", 100 * rates["silent"] / rates["none"])
             r.add(sec, "orders/s: reading / no stream", "%", 100 * rates["reading"] / rates["none"])
 
-    # ------------------------------------------------------------------ 10. tape
+    # ------------------------------------------------------------------ 10. market stream
+    def relay(self) -> None:
+        """bench/relay.py: the relay's added latency, fan-out, and watched symbols' REST cost."""
+        r, p = self.r, self.plan
+        sec = "10 market stream"
+        for rep in range(p.repeat):
+            wd = self.fresh_dir("relay")
+            f = run(relay_bench.run_all(
+                wd, latency_n=p.relay_latency_frames, fanout_clients=p.relay_fanout_clients,
+                fanout_rate=p.relay_fanout_rate, fanout_s=p.relay_fanout_s,
+                symbols=p.relay_symbols, steady_s=p.relay_steady_s,
+            ))
+            s = relay_bench.summary(f)
+            if not f.via_ms:
+                log("relay: the sidecar does not serve GET /ws: latency and fan-out not measured")
+            log(f"relay rep {rep + 1}: added p50 {s['added_p50']:.3f} ms, p99 {s['added_p99']:.3f} ms; "
+                f"fan-out {s['delivered_pct']:.1f} % delivered, {s['cpu_ms_per_1000']:.1f} ms CPU/1000; "
+                f"{s['market_rest_per_s']:.2f} market REST req/s for {f.symbols} symbols "
+                f"(steady-state requests by path: {f.steady_rest})")
+            r.add(sec, "frame via the sidecar's /ws: p50", "ms", s["via_p50"])
+            r.add(sec, "frame via the sidecar's /ws: p99", "ms", s["via_p99"])
+            r.add(sec, "frame straight from the upstream: p50", "ms", s["direct_p50"])
+            r.add(sec, "relay added latency, p50", "ms", s["added_p50"],
+                  target=("< 0.3 ms", lambda v: v < 0.3))
+            r.add(sec, "relay added latency, p99", "ms", s["added_p99"],
+                  target=("< 2 ms", lambda v: v < 2.0))
+            cl = f"{p.relay_fanout_clients} clients, {p.relay_fanout_rate} frames/s"
+            r.add(sec, f"fan-out to {cl}: frames delivered", "%", s["delivered_pct"],
+                  target=("100 %", lambda v: v >= 100))  # NaN (no /ws): not met
+            r.add(sec, f"fan-out to {cl}: upstream subscriptions", "subs", s["upstream_subs"],
+                  target=("1", lambda v: v == 1))
+            r.add(sec, f"fan-out to {cl}: sidecar CPU per 1,000 frames delivered", "ms",
+                  s["cpu_ms_per_1000"])
+            r.add(sec, f"{f.symbols} watched symbols, steady state: depth + trades REST requests",
+                  "req/s", s["market_rest_per_s"], target=("0", lambda v: v == 0))
+            r.add(sec, f"{f.symbols} watched symbols, steady state: all REST requests", "req/s",
+                  s["all_rest_per_s"])
+            r.add(sec, f"{f.symbols} watched symbols: REST requests per symbol to start streaming",
+                  "req", s["init_rest_per_symbol"])
+            r.add(sec, f"{f.symbols} watched symbols: orders placed to all on the stream", "s",
+                  s["sync_s"])
+
+    # ------------------------------------------------------------------ 11. tape
     def tape(self) -> None:
         """One recorded hour (generated, in --record's format) replayed in step mode to
         its end with resting orders; the pytest fixture's start-up and teardown."""
         r, p = self.r, self.plan
-        sec = "10 replay on tape time"
+        sec = "11 replay on tape time"
         hour = self.workdir / "tape-hour.yaml"
         gen = tape.generate(hour, p.tape_trades, p.tape_books)
         log(f"tape: generated {gen['trades']:,} trades, {gen['books']:,} books, "

@@ -75,6 +75,7 @@ def sidecar_config(
     market_cache_ms: int = 250,
     synchronous: str = "FULL",
     exchange_info_ttl_s: float = 300,
+    ws_url: str | None = None,
     tls_port: int | None = None,
 ) -> Path:
     """A config for the sidecar under test: the committed defaults, except an upstream on
@@ -91,6 +92,7 @@ def sidecar_config(
             "connect_timeout_s": 3,
             "market_cache_ms": market_cache_ms,
             "exchange_info_ttl_s": exchange_info_ttl_s,
+            "ws_url": ws_url,
         },
         "storage": {"path": str(db or workdir / "paper.sqlite3"), "synchronous": synchronous},
         "logging": {"level": "INFO", "access_log": False},

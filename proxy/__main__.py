@@ -148,6 +148,7 @@ def startup_line(
         f"listen={listen}"
         + (f" tls={tls.describe}" if tls is not None else "")
         + f" upstream={upstream}"
+        + f" stream={up.ws_url if up.ws_url and not up.replay_path else 'off'}"
         + (f" recording={up.record_path}" if up.record_path else "")
         + f" db={settings.storage.path} accounts={len(settings.accounts)} keys={keys}"
     )

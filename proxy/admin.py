@@ -80,7 +80,17 @@ def health_sections(app: web.Application) -> dict[str, dict[str, Any]]:
     storage: dict[str, Any] = {"path": settings.storage.path, "ok": app[keys.STORE].healthy}
     if not storage["ok"]:
         storage["reason"] = "a storage write failed: nothing can be acknowledged (see the log)"
-    return {"upstream": up, "storage": storage}
+    sections = {"upstream": up, "storage": storage}
+    watcher = app.get(keys.WATCHER)
+    if watcher is not None:
+        # the market stream and the source of each watched symbol's trades and book; a
+        # stream that is down is degraded, never fatal: REST polling stands in for it
+        stream = watcher.stream_status()
+        stream["ok"] = stream.get("state") != "down"
+        if not stream["ok"]:
+            stream["reason"] = f"market stream down ({stream.get('last_error')}); REST polling stands in"
+        sections["stream"] = stream
+    return sections
 
 
 async def healthz(request: web.Request) -> web.Response:

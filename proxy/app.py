@@ -1,10 +1,11 @@
 """The app factory: builds the aiohttp application and does no I/O.
 
 Resources open in `cleanup_ctx` generators, in dependency order, and close in reverse:
-store (+ migrations) -> upstream session -> service (loads state) -> market watcher ->
-user streams (listenKeys, the /ws hub on the change feed) -> equity recorder (with the
-dashboard). In replay the upstream is the tape (proxy/tape/) and the tape feeder replaces
-the market watcher.
+store (+ migrations) -> upstream session -> market stream relay (connects lazily) ->
+service (loads state) -> market watcher -> user streams (listenKeys, the /ws hub on the
+change feed) -> equity recorder (with the dashboard).
+In replay the upstream is the tape (proxy/tape/) and the tape feeder replaces the market
+watcher (and MEXC's stream: the tape serves the public channels).
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ from .upstream import HttpTransport, MexcClient, RecordingTransport, Transport
 from .watcher import MarketWatcher
 from .ws import streams
 from .ws.listenkeys import ListenKeys
+from .ws.relay import StreamCollector, StreamRelay
+from .ws.stream import StreamClient
 from .ws.streams import StreamHub
 
-WATCHER = web.AppKey("watcher", MarketWatcher)
+WATCHER = keys.WATCHER
 log = logging.getLogger("proxy")
 
 
@@ -124,7 +127,7 @@ def create_app(
         if transport is not None:
             t = transport
         elif up.record_path:
-            rec = RecordingTransport(HttpTransport(up, guard), up.record_path)
+            rec = RecordingTransport(HttpTransport(up, guard), up.record_path, app[keys.CLOCK].now_ms)
             await rec.start()
             t = rec
         else:
@@ -142,6 +145,29 @@ def create_app(
         app[keys.UPSTREAM] = client
         yield
         await client.close()
+
+    async def stream_ctx(app: web.Application) -> AsyncIterator[None]:
+        # MEXC's public stream, relayed to /ws and feeding the watcher; nothing connects
+        # until something subscribes. Not in replay: the tape serves the market there.
+        up = settings.upstream
+        if not up.ws_url or up.replay_path:
+            yield
+            return
+        transport = app[keys.UPSTREAM].transport
+        client = StreamClient(
+            up.ws_url,
+            recorder=transport.append_stream if isinstance(transport, RecordingTransport) else None,
+            clock=app[keys.CLOCK].now_ms,
+            resolve=up.resolve,
+            guard=guard,
+            connect_timeout_s=up.connect_timeout_s,
+            ack_timeout_s=up.timeout_s,
+        )
+        relay = StreamRelay(client)
+        app[keys.MARKET_STREAM] = relay
+        app[keys.PUBLIC_CHANNELS] = relay
+        yield
+        await relay.close()
 
     async def service_ctx(app: web.Application) -> AsyncIterator[None]:
         service = PaperService(
@@ -176,13 +202,22 @@ def create_app(
         # in replay the recorded trade times are not comparable with our clock: a
         # symbol's first page is then a baseline only
         started = None if settings.upstream.replay_path else app[keys.CLOCK].now_ms()
+        stream = app.get(keys.MARKET_STREAM)
         watcher = MarketWatcher(
-            app[keys.SERVICE], app[keys.UPSTREAM], settings.paper.poll_interval_s, started
+            app[keys.SERVICE], app[keys.UPSTREAM], settings.paper.poll_interval_s, started,
+            stream=stream, clock=app[keys.CLOCK].now_ms, depth_limit=settings.paper.depth_limit,
         )
         app[WATCHER] = watcher
+        collector = StreamCollector(watcher.stream_status)
+        metrics.registry.register(collector)
+        if stream is not None:
+            # orders on a symbol the stream keeps in sync use its book and last price
+            app[keys.UPSTREAM].live = watcher
         watcher.start()
         yield
+        app[keys.UPSTREAM].live = None
         await watcher.stop()
+        metrics.registry.unregister(collector)
 
     async def equity_ctx(app: web.Application) -> AsyncIterator[None]:
         # after the service: the first equity point is recorded right after start
@@ -220,7 +255,8 @@ def create_app(
             await hub.shutdown()
 
     app.cleanup_ctx.extend([
-        store_ctx, upstream_ctx, service_ctx, tape_ctx if replay is not None else watcher_ctx, streams_ctx,
+        store_ctx, upstream_ctx, stream_ctx, service_ctx,
+        tape_ctx if replay is not None else watcher_ctx, streams_ctx,
     ])
     app.on_shutdown.append(close_streams)
     if settings.dashboard.enabled:

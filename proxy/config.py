@@ -83,6 +83,9 @@ class ServerSettings:
     tls: TlsSettings | None = None
 
 
+DEFAULT_WS_URL = "wss://wbs-api.mexc.com/ws"
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamSettings:
     base_url: str = "https://api.mexc.com"
@@ -99,6 +102,8 @@ class UpstreamSettings:
     # the replay's clock (command line only: --speed N, --step): "real", "speed", "step"
     replay_mode: str = "real"
     replay_speed: float = 1.0
+    # MEXC's public market stream (WebSocket); None: no streaming, REST polling only
+    ws_url: str | None = DEFAULT_WS_URL
     # host -> IP address the upstream client connects to instead of asking the system
     # resolver (which may read a hosts file that points MEXC's hosts at this sidecar)
     resolve: Mapping[str, str] = field(default_factory=dict)
@@ -447,6 +452,21 @@ def _fees(value: Any) -> dict[str, FeeOverride]:
     return out
 
 
+def _ws_url(u: _Section) -> str | None:
+    """`upstream.ws_url`: absent means MEXC's; null or "" turns streaming off. Public
+    only: a query (a listenKey) or credentials in it are refused."""
+    if "ws_url" in u.data and u.data["ws_url"] in (None, ""):
+        u.used.add("ws_url")
+        return None
+    url = u.str("ws_url", DEFAULT_WS_URL) or DEFAULT_WS_URL
+    if not re.match(r"^wss?://[^/\s?#@]+(/[^\s?#]*)?$", url):
+        raise ConfigError(
+            f"upstream.ws_url: must be a ws:// or wss:// URL without a query or credentials "
+            f"(public channels only), or null to turn streaming off; got {url!r}"
+        )
+    return url
+
+
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -566,6 +586,7 @@ def settings_from_mapping(
         market_cache_ms=u.int("market_cache_ms", 250, 0, 60000),
         record_path=u.str("record_path", None) or None,
         replay_path=u.str("replay_path", None) or None,
+        ws_url=_ws_url(u),
         resolve=_resolve(u.raw("resolve")),
     )
     u.done()

@@ -13,6 +13,7 @@ from .service import ModeState, PaperService
 from .store import Store
 from .tape.replay import Replay
 from .upstream import MexcClient
+from .watcher import MarketStream, MarketWatcher
 from .ws.channels import PublicChannels
 from .ws.listenkeys import ListenKeys
 from .ws.streams import StreamHub
@@ -40,6 +41,12 @@ DASHBOARD_SECRET = web.AppKey("dashboard_secret", bytes)
 PUBLIC_CHANNELS = web.AppKey("public_channels", PublicChannels)
 # replay only: the tape, its clock and feeder (GET/POST /admin/api/clock)
 TAPE = web.AppKey("tape", Replay)
+# the public stream the market watcher subscribes through: the relay of MEXC's (absent when
+# upstream.ws_url is null); in replay, whatever serves the tape's stream may set it (in a
+# cleanup context before the watcher's)
+MARKET_STREAM = web.AppKey("market_stream", MarketStream)
+# the market watcher (books and trades of the symbols with open orders)
+WATCHER = web.AppKey("watcher", MarketWatcher)
 # user-data-stream listenKeys (/api/v3/userDataStream) and the /ws connections
 LISTEN_KEYS = web.AppKey("listen_keys", ListenKeys)
 USER_STREAMS = web.AppKey("user_streams", StreamHub)

@@ -13,11 +13,12 @@ into a cassette while running). Replay is `proxy.tape` (the tape's own clock).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -248,15 +249,31 @@ class RecordingTransport:
     The file stays valid YAML after every write: `version: 1` then `interactions:` with
     list items appended at column 0. Only unsigned public GETs reach this transport; live
     passthrough bypasses it, so no key or signature is ever written.
+
+    Each REST item carries `recorded_ms` (epoch ms when the answer arrived) beside
+    `request` and `response`. The market stream's frames (`append_stream`) go into the
+    same list, in arrival order, as items of their own:
+
+        - stream:
+            channel: spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT
+            recorded_ms: 1767205800456
+            frame: <base64 of the raw binary frame>
     """
 
-    def __init__(self, inner: HttpTransport, path: str | Path) -> None:
+    def __init__(
+        self, inner: HttpTransport, path: str | Path, clock: Callable[[], int] | None = None
+    ) -> None:
         self.inner = inner
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists() or self.path.stat().st_size == 0:
             self.path.write_text("version: 1\ninteractions:\n", encoding="utf-8")
+        self._clock = clock
         self.count = 0
+        self.frames = 0
+
+    def _now_ms(self) -> int:
+        return self._clock() if self._clock is not None else time.time_ns() // 1_000_000
 
     async def start(self) -> None:
         await self.inner.start()
@@ -271,10 +288,26 @@ class RecordingTransport:
     ) -> RawResponse:
         resp = await self.inner.request(method, path, raw_query, body, headers)
         if method == "GET" and not headers:
-            self._append(path, raw_query, resp)
+            self._append(path, raw_query, resp, self._now_ms())
         return resp
 
-    def _append(self, path: str, raw_query: str, resp: RawResponse) -> None:
+    def append_stream(self, channel: str, recorded_ms: int, frame: bytes) -> None:
+        """One binary frame of the market stream, as it arrived."""
+        item = {
+            "stream": {
+                "channel": channel,
+                "recorded_ms": recorded_ms,
+                "frame": base64.b64encode(frame).decode("ascii"),
+            }
+        }
+        self._write(item)
+        self.frames += 1
+
+    def _write(self, item: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(yaml.safe_dump([item], sort_keys=False, allow_unicode=True, width=1_000_000))
+
+    def _append(self, path: str, raw_query: str, resp: RawResponse, recorded_ms: int) -> None:
         uri = f"{self.inner.base}{path}" + (f"?{raw_query}" if raw_query else "")
         try:
             text: str | bytes = resp.body.decode("utf-8")
@@ -284,6 +317,7 @@ class RecordingTransport:
         for k, v in resp.headers:
             hdrs[k] = [v]
         item = {
+            "recorded_ms": recorded_ms,
             "request": {"body": None, "headers": {}, "method": "GET", "uri": uri},
             "response": {
                 "body": {"string": text},
@@ -335,6 +369,15 @@ def _is_json(body: bytes, framed: bool = True) -> bool:
     return True
 
 
+class LiveMarket(Protocol):
+    """A fresher source of a symbol's book and last price than REST (the market stream,
+    for the symbols it keeps in sync); None where it has nothing."""
+
+    def book(self, symbol: str) -> Book | None: ...
+
+    def last_price(self, symbol: str) -> Decimal | None: ...
+
+
 class MexcClient:
     # most answers kept in the TTL cache (and parsed values kept); beyond it the expired
     # ones go first, then the oldest. Keys are (path, query) and bots choose the query:
@@ -370,6 +413,8 @@ class MexcClient:
         self.down_since_ms: int | None = None
         self._down_since = 0.0  # time.monotonic() of down_since_ms, for the outage's length
         self.calls = 0
+        # the market stream's books and prices, preferred to REST where it has them
+        self.live: LiveMarket | None = None
         self.monotonic = time.monotonic  # the cache's clock (tests move it)
         self._inserts = 0
 
@@ -575,6 +620,14 @@ class MexcClient:
         """`(await book(symbol), await last_price(symbol))` when both are answered from
         the cache and already parsed, without I/O, tasks or awaits; else None (the caller
         then fetches them). The common case of every order on a watched symbol."""
+        live = self.live
+        if live is not None and (book := live.book(symbol)) is not None:
+            price = live.last_price(symbol)
+            if price is None:
+                price = self._cached_price(symbol)
+                if price is None:
+                    return None
+            return book, price
         if not self.settings.market_cache_ms:
             return None
         keys = self._market_keys(symbol)
@@ -590,12 +643,42 @@ class MexcClient:
             values.append(parsed[1])
         return values[0], values[1].get(symbol)
 
+    def _cached_price(self, symbol: str) -> Decimal | None:
+        """The last price from an unexpired, parsed ticker/price answer, without I/O."""
+        if not self.settings.market_cache_ms:
+            return None
+        key = self._market_keys(symbol)[1]
+        hit = self._cache.get(key)
+        if hit is None or hit[0] <= self.monotonic():
+            return None
+        parsed = self._parsed.get(key)
+        if parsed is None or parsed[0] is not hit[1]:
+            return None
+        return parsed[1].get(symbol)
+
     async def book(self, symbol: str, max_age_ms: int | None = None) -> Book:
+        """The symbol's book: the market stream's where it keeps one in sync, else REST
+        (at most `max_age_ms` old, default `market_cache_ms`)."""
+        live = self.live
+        if live is not None and (book := live.book(symbol)) is not None:
+            return book
+        return await self.rest_book(symbol, max_age_ms)
+
+    async def rest_book(self, symbol: str, max_age_ms: int | None = None) -> Book:
         ttl = self.settings.market_cache_ms if max_age_ms is None else max_age_ms
         seen = self._now_ms()
         path, query = self._market_keys(symbol)[0]
         return await self._parsed_value(
             path, query, ttl, lambda data: parse_depth(symbol, data, seen)
+        )
+
+    async def depth_snapshot(self, symbol: str, limit: int) -> Book:
+        """A fresh REST book of `limit` levels (never cached: it anchors the stream's
+        diffs, reference 9.3)."""
+        seen = self._now_ms()
+        return await self._parsed_value(
+            "/api/v3/depth", f"symbol={symbol}&limit={limit}", 0,
+            lambda data: parse_depth(symbol, data, seen),
         )
 
     async def trades(self, symbol: str, max_age_ms: int | None = None) -> list[Trade]:
@@ -605,7 +688,11 @@ class MexcClient:
         )
 
     async def last_price(self, symbol: str) -> Decimal | None:
-        """Latest trade price (for PERCENT_PRICE_BY_SIDE and MX fees); None if unknown."""
+        """Latest trade price (for PERCENT_PRICE_BY_SIDE and MX fees); None if unknown.
+        From the market stream's trades where it has them, else ticker/price."""
+        live = self.live
+        if live is not None and (price := live.last_price(symbol)) is not None:
+            return price
         path, query = self._market_keys(symbol)[1]
         try:
             prices = await self._parsed_value(

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from proxy.accesslog import SafeAccessLogger
 from proxy.app import create_app
 from proxy.clock import FixedClock
 from proxy.config import (
+    DEFAULT_WS_URL,
     AccountSettings,
     PaperSettings,
     ServerSettings,
@@ -39,11 +41,16 @@ NOW = 1_767_205_900_000  # just after the recorded market (2025-12-31)
 
 
 def make_settings(tmp_path: Path, base_url: str = "http://127.0.0.1:9", **kw: Any) -> Settings:
+    """Offline settings. The market stream is off (`ws_url` None) unless a test passes
+    `ws_url=` (a fake's) or an `upstream` with its own non-default `ws_url`."""
     paper = kw.pop("paper", PaperSettings(poll_interval_s=3600))
     upstream = kw.pop(
         "upstream",
         UpstreamSettings(base_url=base_url, timeout_s=2, connect_timeout_s=1, market_cache_ms=0),
     )
+    ws_url = kw.pop("ws_url", None)
+    if ws_url is not None or upstream.ws_url == DEFAULT_WS_URL:
+        upstream = replace(upstream, ws_url=ws_url)
     accounts = kw.pop(
         "accounts",
         (

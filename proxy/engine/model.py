@@ -142,8 +142,11 @@ Level = tuple[Decimal, Decimal]
 class Book:
     """An L2 snapshot: bids best (highest) first, asks best (lowest) first.
 
-    `version` identifies the snapshot (MEXC's lastUpdateId); liquidity a paper order took
-    from one version is not available again until a different version arrives.
+    `version` identifies the snapshot (MEXC's lastUpdateId, or the toVersion of the last
+    stream diff applied). Liquidity a paper order took from one version is not available
+    again until a different version arrives; for an `incremental` book (kept from MEXC's
+    diff stream, one version per 100 ms push) it stays taken across versions, each level's
+    share capped by that level's new displayed size (see `Txn.set_book`).
     `seen_ms` is when we fetched it (orders which snapshot is newer), by our clock;
     `market_ms` is MEXC's own `timestamp` of the snapshot, by MEXC's clock (None when the
     answer has none).
@@ -155,6 +158,7 @@ class Book:
     version: str
     seen_ms: int = 0
     market_ms: int | None = None
+    incremental: bool = False
 
     def market_time_at(self, now_ms: int) -> int:
         """MEXC's time at our `now_ms`, estimated from this snapshot: its timestamp plus

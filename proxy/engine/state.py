@@ -30,9 +30,11 @@ class SymbolMarket:
     """What the engine knows of one symbol's market.
 
     `consumed` is the liquidity-consumption ledger: size paper orders have taken from the
-    levels of `book`, keyed by (book side, price); BUY means the bids. It is cleared when a
-    book with another version arrives. `tape_seq` counts public trades seen so far; a
-    resting order only fills from trades with a higher sequence than when it was armed.
+    levels of `book`, keyed by (book side, price); BUY means the bids. A REST snapshot with
+    another version clears it (nothing tells which levels changed). A book kept from the
+    diff stream (`Book.incremental`) carries it over: see `Txn.set_book`. `tape_seq` counts
+    public trades seen so far; a resting order only fills from trades with a higher
+    sequence than when it was armed.
     """
 
     book: Book | None = None
@@ -176,13 +178,31 @@ class Txn:
         self.events.append(Event(kind, account_id, self.now_ms, data))
 
     def set_book(self, book: Book) -> None:
-        """Install a newer snapshot; a new version resets the consumption ledger."""
+        """Install a newer snapshot. A new REST version resets the consumption ledger.
+
+        A new version of an incremental book (MEXC's diff stream, every 100 ms) keeps it:
+        our paper takes never happened on MEXC, so the size they took is still displayed
+        there, and clearing the ledger on every push would let paper orders take the same
+        displayed size again and again. Each level's share is instead capped by the
+        level's new displayed size: real trades and cancels that shrink a level below
+        what we took leave at most what is still shown (a deleted level forgets it), and
+        size added to a level later is available on top of what we took. A level beyond
+        the book's depth (not shown, not known gone) keeps its share."""
         current = self.book(book.symbol)
         if current is not None and book.seen_ms < current.seen_ms:
             return
         self.books[book.symbol] = book
-        if current is None or current.version != book.version:
+        if current is None:
             self.consumed[book.symbol] = {}
+        elif current.version != book.version:
+            if not book.incremental:
+                self.consumed[book.symbol] = {}
+                return
+            old = self.consumed.get(book.symbol)
+            if old is None:
+                old = self.state.market(book.symbol).consumed
+            if old:
+                self.consumed[book.symbol] = _carry_over(old, book)
 
     def take_seq(self) -> int:
         seq = self.next_seq
@@ -192,6 +212,24 @@ class Txn:
     @property
     def empty(self) -> bool:
         return not (self.balances or self.orders or self.fills or self.events)
+
+
+def _carry_over(
+    consumed: dict[tuple[Side, Decimal], Decimal], book: Book
+) -> dict[tuple[Side, Decimal], Decimal]:
+    """The ledger for a new incremental version: each share capped by its level's size."""
+    out: dict[tuple[Side, Decimal], Decimal] = {}
+    for (side, price), taken in consumed.items():
+        levels = book.bids if side is Side.BUY else book.asks
+        if not levels:
+            continue
+        deepest = levels[-1][0]
+        beyond = price < deepest if side is Side.BUY else price > deepest
+        shown = taken if beyond else book.size_at(side, price)
+        kept = taken if taken < shown else shown
+        if kept > 0:
+            out[(side, price)] = kept
+    return out
 
 
 def apply(state: EngineState, txn: Txn) -> None:

@@ -88,7 +88,7 @@ def start_sidecar(tmp: Path, market: FakeMexcThread, live: bool = False) -> Side
     config = {
         "server": {"host": "127.0.0.1", "port": port},
         "upstream": {"base_url": market.url, "timeout_s": 2, "connect_timeout_s": 1,
-                     "market_cache_ms": 0},
+                     "market_cache_ms": 0, "ws_url": None},  # offline: no market stream
         "storage": {"path": str(tmp / "paper.sqlite3"), "synchronous": "NORMAL"},
         "live": {"enabled": live},
         "accounts": ACCOUNTS,

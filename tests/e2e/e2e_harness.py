@@ -40,6 +40,7 @@ upstream:
   timeout_s: 5
   connect_timeout_s: 2
   market_cache_ms: 0
+  ws_url: null             # offline: no market stream
 storage:
   path: {db_path}
   synchronous: NORMAL

@@ -84,6 +84,7 @@ def make_fresh_clone(dest: Path) -> FreshClone:
     config = yaml.safe_load((dest / "config.yaml").read_text(encoding="utf-8"))
     config["server"]["port"] = port
     config["upstream"]["base_url"] = OFFLINE_UPSTREAM
+    config["upstream"]["ws_url"] = None  # offline: no market stream
     (dest / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
     # the Quick start's .venv: here a venv that sees this interpreter's packages

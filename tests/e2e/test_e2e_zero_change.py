@@ -1,5 +1,6 @@
 """Zero-change mode end to end: unmodified clients with MEXC's default URLs trade against the
-real sidecar process (`python -m proxy`) over its TLS listener.
+real sidecar process (`python -m proxy`) over its TLS listener, REST on api.mexc.com and the
+private streams on wss://wbs-api.mexc.com/ws (ccxt, ccxt.pro, pymexc, hummingbot's requests).
 
 Each client runs in its own process whose name resolution maps `api.mexc.com` and
 `wbs-api.mexc.com` to the TLS listener (zero_change/sitecustomize.py does what the hosts
@@ -19,6 +20,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,8 @@ ACCOUNTS = {
     "sync": ("mx0vglzerochangesync", "zero-change-secret-sync"),
     "async": ("mx0vglzerochangeasync", "zero-change-secret-async"),
     "hummingbot": ("mx0vglzerochangehbot", "zero-change-secret-hbot"),
+    "pro": ("mx0vglzerochangepro", "zero-change-secret-pro"),
+    "pymexc": ("mx0vglzerochangepymexc", "zero-change-secret-pymexc"),
 }
 
 
@@ -68,6 +73,7 @@ upstream:
   timeout_s: 5
   connect_timeout_s: 2
   market_cache_ms: 0
+  ws_url: null             # offline: no market stream
 storage:
   path: {db}
   synchronous: NORMAL
@@ -117,6 +123,21 @@ class ZeroChange:
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (HERE, *pythonpath))
         env["MEXC_PAPER_TEST_HOSTS"] = self.hosts()
         return env
+
+    def private_subscriptions(self) -> float:
+        line = 'mexc_paper_ws_subscriptions{kind="private"} '
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.plain_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        return next(float(ln[len(line):]) for ln in text.splitlines() if ln.startswith(line))
+
+    def no_streams(self) -> None:
+        """Wait until the sidecar holds no private subscription (a previous test's bot has
+        exited; the sidecar notices its closed sockets in its own time): a streaming bot
+        waits for its own subscriptions by this count."""
+        deadline = time.monotonic() + 10
+        while (n := self.private_subscriptions()) > 0:
+            assert time.monotonic() < deadline, f"{n} private subscriptions left open"
+            time.sleep(0.02)
 
     def run(self, script: str, *args: str, env: dict[str, str], cwd: Path | None = None) -> tuple[int, Any]:
         proc = subprocess.run([sys.executable, str(HERE / script), *args], env=env, cwd=cwd or self.tmp,
@@ -178,6 +199,17 @@ def certifi_copy(workdir: Path) -> Path:
     return site
 
 
+def readme_certifi_recipe(zc: ZeroChange, workdir: Path) -> tuple[str, str]:
+    """README's two certifi blocks (append the CA, undo), and the CA where they expect it."""
+    add, undo = code_blocks(section("Trusting the CA: what each client reads"), "bash")
+    shutil.copy(zc.ca_dir / "mexc-paper-ca.pem", workdir / "mexc-paper-ca.pem")
+    return add, undo
+
+
+def bash(script: str, env: dict[str, str], cwd: Path) -> None:
+    subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=cwd, check=True, timeout=30)
+
+
 # --------------------------------------------------------------------------- the CA export
 
 
@@ -224,20 +256,121 @@ def test_ccxt_unmodified_trusts_certifi_only_and_the_readme_recipe_puts_the_ca_t
     code, out = zc.run("ccxt_bot.py", flavour, key, secret, env=env)
     assert code == 1 and "CERTIFICATE_VERIFY_FAILED" in out["message"], out
 
-    add, undo = code_blocks(section("Trusting the CA: what each client reads"), "bash")
     workdir = zc.tmp / flavour
-    shutil.copy(zc.ca_dir / "mexc-paper-ca.pem", workdir / "mexc-paper-ca.pem")
-    bash = ["bash", "-euo", "pipefail", "-c"]
-    subprocess.run([*bash, add], env=env, cwd=workdir, check=True, timeout=30)
+    add, undo = readme_certifi_recipe(zc, workdir)
+    bash(add, env, workdir)
     assert bundle.read_bytes() == original + (workdir / "mexc-paper-ca.pem").read_bytes()
     code, out = zc.run("ccxt_bot.py", flavour, key, secret, env=env)
     assert code == 0, out
     assert out == expected()
 
-    subprocess.run([*bash, undo], env=env, cwd=workdir, check=True, timeout=30)
+    bash(undo, env, workdir)
     assert bundle.read_bytes() == original
     code, out = zc.run("ccxt_bot.py", flavour, key, secret, env=env)
     assert code == 1 and "CERTIFICATE_VERIFY_FAILED" in out["message"], out
+
+
+def test_ccxt_pro_unmodified_streams_its_orders_trades_and_balance_over_wss(zc: ZeroChange) -> None:
+    """ccxt.pro with no `urls`: its REST and its private streams (wss://wbs-api.mexc.com/ws,
+    the listenKey made on api.mexc.com) reach the sidecar's TLS listener, trusting our CA
+    through certifi alone (no SSL_CERT_FILE, no REQUESTS_CA_BUNDLE: its WebSocket client
+    uses the session ccxt builds from certifi); what it parsed from the pushes equals
+    what REST reports afterwards."""
+    key, secret = ACCOUNTS["pro"]
+    workdir = zc.tmp / "pro"
+    site = certifi_copy(workdir)
+    env = zc.bot_env(trust={}, pythonpath=(site,))
+    add, _undo = readme_certifi_recipe(zc, workdir)
+    bash(add, env, workdir)
+    zc.no_streams()
+    code, out = zc.run("ccxt_pro_bot.py", key, secret, f"http://127.0.0.1:{zc.plain_port}/metrics",
+                       env=env)
+    assert code == 0, out
+    # MEXC's own addresses, nothing else: the REST host, the spot WebSocket and its private URL
+    assert (out["spot_url"], out["ws_url"]) == ("https://api.mexc.com", "wss://wbs-api.mexc.com/ws")
+    assert out["clients"] == ["wss://wbs-api.mexc.com/ws", "wss://wbs-api.mexc.com/ws?listenKey"]
+    pushed, rest = out["pushed"], out["rest"]
+
+    opened = pushed["open"]
+    assert {k: opened[k] for k in ("clientOrderId", "status", "type", "side", "price", "amount", "filled",
+                                   "remaining")} == {
+        "clientOrderId": "zc-pro-1", "status": "open", "type": "limit", "side": "buy", "price": 80000.0,
+        "amount": 0.001, "filled": 0.0, "remaining": 0.001}
+    assert opened["info"]["status"] == 1  # NEW, MEXC's numeric code
+
+    # each order's last push as ccxt parsed it, and the same order from REST
+    for name, status, code_ in (("filled", "closed", 2), ("canceled", "canceled", 4)):
+        p, r = pushed[name], rest[name]
+        assert p["status"] == status and p["info"]["status"] == code_
+        assert {k: v for k, v in p.items() if k != "info"} == {k: v for k, v in r.items() if k != "info"}
+        # the exact decimal strings
+        assert (p["info"]["cumulativeQuantity"], p["info"]["cumulativeAmount"]) == (
+            r["info"]["executedQty"], r["info"]["cummulativeQuoteQty"])
+    assert (pushed["filled"]["filled"], pushed["filled"]["average"]) == (0.001, 87903.98)
+    assert pushed["filled"]["info"]["cumulativeAmount"] == "87.90398"
+
+    (p,), (r,) = pushed["trades"], rest["trades"]
+    assert {k: v for k, v in p.items() if k != "info"} == {k: v for k, v in r.items() if k != "info"}
+    assert p["fee"] == [0.04395199, "USDT"]
+    pi, ri = p["info"], r["info"]
+    assert (pi["tradeId"], pi["orderId"], pi["price"], pi["quantity"], pi["amount"], pi["feeAmount"],
+            pi["feeCurrency"], pi["time"]) == (
+        ri["id"], ri["orderId"], ri["price"], ri["qty"], ri["quoteQty"], ri["commission"],
+        ri["commissionAsset"], str(ri["time"]))
+
+    # the balance after the last push (the cancel's release) is REST's, to the last decimal
+    assert pushed["balance"] == rest["balance"]
+    assert rest["balances"] == expected()["balances"]
+    info = pushed["balance_info"]
+    assert (info["vcoinName"], info["type"], info["balanceAmount"], info["frozenAmount"],
+            info["frozenAmountChange"]) == ("USDT", "ENTRUST_CANCEL", *rest["balances"]["USDT"], "-80")
+
+
+# --------------------------------------------------------------------------- pymexc
+
+
+def test_pymexc_websocket_with_its_built_in_address(zc: ZeroChange) -> None:
+    """pymexc 1.3.0 unchanged: spot.WebSocket makes its listenKey on https://api.mexc.com
+    (curl_cffi) and streams from wss://wbs-api.mexc.com/ws (websocket-client), both the
+    sidecar's TLS listener; README's recipe, SSL_CERT_FILE, is all it is given. The pushes
+    for a market buy placed with spot.HTTP (default URL too) carry REST's values."""
+    key, secret = ACCOUNTS["pymexc"]
+    metrics = f"http://127.0.0.1:{zc.plain_port}/metrics"
+    zc.no_streams()
+    code, out = zc.run("pymexc_bot.py", key, secret, metrics,
+                       env=zc.bot_env(trust={"SSL_CERT_FILE": str(zc.ca_dir / "bundle.pem")}))
+    assert code == 0, out
+    assert out["rest_url"] == "https://api.mexc.com"
+    assert (out["endpoint"], out["listen_key"]) == ("wss://wbs-api.mexc.com/ws?listenKey=KEY", 64)
+    pushed, order, (trade,) = out["pushed"], out["order"], out["trades"]
+    assert [k for k, _ in pushed] == ["orders", "deals", "orders", "account", "account"]
+    orders = [m for k, m in pushed if k == "orders"]
+    assert [(m["id"], m["clientId"], m["status"]) for m in orders] == [
+        (out["ack"]["orderId"], "zc-pm-1", 1), (out["ack"]["orderId"], "zc-pm-1", 2)]
+    final = orders[-1]
+    assert (final["cumulativeQuantity"], final["cumulativeAmount"], final["quantity"], final["avgPrice"]) == (
+        order["executedQty"], order["cummulativeQuoteQty"], order["origQty"], trade["price"])
+    assert order["status"] == "FILLED"
+    deal = pushed[1][1]
+    assert (deal["tradeId"], deal["orderId"], deal["clientOrderId"], deal["price"], deal["quantity"],
+            deal["amount"], deal["feeAmount"], deal["feeCurrency"], deal["time"]) == (
+        trade["id"], trade["orderId"], trade["clientOrderId"], trade["price"], trade["qty"],
+        trade["quoteQty"], trade["commission"], trade["commissionAsset"], str(trade["time"]))
+    assert (deal["price"], deal["feeAmount"]) == ("87903.98", "0.04395199")
+    for _, m in pushed[3:]:
+        assert [m["balanceAmount"], m["frozenAmount"]] == out["balances"][m["vcoinName"]]
+    assert out["balances"] == {"BTC": ["1.001", "0"], "USDT": ["9912.05206801", "0"]}
+
+    # only our CA, and where each of its two clients reads it: with none, the listenKey's
+    # REST call fails; with curl's own variable only, the REST call succeeds and the
+    # stream's TLS handshake (websocket-client: Python's default context) refuses
+    code, out = zc.run("pymexc_bot.py", key, secret, metrics, env=zc.bot_env(trust={}))
+    assert (code, out["error"]) == (1, "CertificateVerifyError"), out
+    code, out = zc.run("pymexc_bot.py", key, secret, metrics,
+                       env=zc.bot_env(trust={"CURL_CA_BUNDLE": str(zc.ca_dir / "bundle.pem")}))
+    assert (code, out["error"]) == (1, "WebSocketTimeoutException"), out
+    assert "wss://wbs-api.mexc.com/ws" in out["message"]
+    assert "CERTIFICATE_VERIFY_FAILED" in out["log"], out
 
 
 # --------------------------------------------------------------------------- hummingbot
@@ -324,6 +457,14 @@ def test_the_readme_names_the_ccxt_source_it_relies_on() -> None:
         assert line in source
         assert line in readme
     assert "SSL_CERT_FILE" not in source and "REQUESTS_CA_BUNDLE" not in source
+    # ccxt.pro's streams: the exchange's own session, so the same TLS context
+    ws_source = (base / "async_support" / "base" / "ws" / "client.py").read_text(encoding="utf-8")
+    assert "        selected_session = self.session\n" in source
+    assert "client.connect(selected_session, backoff_delay)" in source
+    create = ws_source.split("    def create_connection(self, session):", 1)[1].split("\n    def ", 1)[0]
+    assert "return session.ws_connect(self.url, " in create and "ssl" not in create  # no context of its own
+    assert "`selected_session = self.session`" in readme
+    assert "`session.ws_connect(self.url, ...)` in `async_support/base/ws/client.py`" in readme
     sync_source = (base / "base" / "exchange.py").read_text(encoding="utf-8")
     assert "    requests_trust_env = False\n" in sync_source
     assert "self.session.trust_env = self.requests_trust_env" in sync_source

@@ -53,6 +53,7 @@ def test_starts_on_committed_config_and_stops_on_signal(tmp_path: Path, sig: int
     assert "mode=PAPER" in line
     assert f"listen=http://127.0.0.1:{port}" in line
     assert f"upstream=replay:{DEMO}" in line
+    assert "stream=off" in line  # a replay never connects to MEXC's stream
     # a replay has its own database next to the configured one (storage.path)
     assert "db=./data/paper-replay-demo.sqlite3" in line
     assert "accounts=1" in line

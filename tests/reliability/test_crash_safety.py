@@ -56,7 +56,7 @@ def write_config(tmp: Path, upstream: str, db: Path) -> Path:
     cfg = {
         "server": {"host": "127.0.0.1", "port": 8080},
         "upstream": {"base_url": upstream, "timeout_s": 2, "connect_timeout_s": 1,
-                     "market_cache_ms": 0},
+                     "market_cache_ms": 0, "ws_url": None},  # offline: no market stream
         "storage": {"path": str(db)},  # synchronous: FULL, the default
         "accounts": [{"api_key": KEY, "secret_key": SECRET,
                       "balances": {k: str(v) for k, v in INITIAL.items()}}],

@@ -86,7 +86,7 @@ def raw_http(port: int, data: bytes, timeout: float = 5) -> bytes:
 def base_config(fake: FakeMexcThread, tmp_path: Path, **server: Any) -> dict[str, Any]:
     return {
         "server": server,
-        "upstream": {"base_url": fake.url, "timeout_s": 2, "market_cache_ms": 0},
+        "upstream": {"base_url": fake.url, "timeout_s": 2, "market_cache_ms": 0, "ws_url": None},
         "storage": {"path": str(tmp_path / "db.sqlite3")},
         "logging": {"level": "DEBUG", "format": "text", "access_log": True},
         "accounts": [{"api_key": KEY, "secret_key": SECRET, "balances": {"USDT": "10000"}}],

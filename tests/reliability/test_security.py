@@ -255,7 +255,7 @@ def test_real_process_logs_no_secret_even_for_malformed_http(tmp_path: Path, fmt
         port = free_port()
         cfg = {
             "server": {"port": port},  # no host: the default
-            "upstream": {"base_url": fake.url, "timeout_s": 2, "market_cache_ms": 0},
+            "upstream": {"base_url": fake.url, "timeout_s": 2, "market_cache_ms": 0, "ws_url": None},
             "storage": {"path": str(tmp_path / "db.sqlite3")},
             "logging": {"level": "DEBUG", "format": fmt, "access_log": True},
             "accounts": [{"api_key": KEY, "secret_key": SECRET,

@@ -49,7 +49,7 @@ class Process:
         self.config.write_text(json.dumps({
             "server": {"host": "127.0.0.1", "port": 8080},
             "upstream": {"base_url": upstream, "timeout_s": 2, "connect_timeout_s": 1,
-                         "market_cache_ms": 0},
+                         "market_cache_ms": 0, "ws_url": None},  # offline: no market stream
             "storage": {"path": str(tmp / "paper.sqlite3")},
             "accounts": [{"api_key": KEY, "secret_key": SECRET,
                           "balances": {"USDT": "100000", "BTC": "2"}}],

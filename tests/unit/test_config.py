@@ -97,6 +97,11 @@ def test_fee_override_money_is_validated() -> None:
         ({"server": {"port": 70000}}, "server.port"),
         ({"upstream": {"timeout_s": 0}}, "upstream.timeout_s"),
         ({"upstream": {"base_url": "ftp://x"}}, "upstream.base_url"),
+        ({"upstream": {"ws_url": "https://wbs-api.mexc.com/ws"}}, "upstream.ws_url"),
+        # public only: a listenKey (any query) or credentials never go into the URL
+        ({"upstream": {"ws_url": "wss://wbs-api.mexc.com/ws?listenKey=abc"}}, "upstream.ws_url"),
+        ({"upstream": {"ws_url": "wss://user:pw@wbs-api.mexc.com/ws"}}, "upstream.ws_url"),
+        ({"upstream": {"ws_url": 1}}, "upstream.ws_url"),
         ({"live": {"enabled": "maybe"}}, "live.enabled"),
         ({"paper": {"fill_model": "magic"}}, "paper.fill_model"),
         ({"logging": {"format": "xml"}}, "logging.format"),
@@ -107,6 +112,14 @@ def test_fee_override_money_is_validated() -> None:
 def test_bad_values_are_named(data: object, key: str) -> None:
     with pytest.raises(ConfigError, match=f"^{key}:"):
         load(data)
+
+
+def test_the_market_stream_defaults_to_mexc_and_null_turns_it_off() -> None:
+    assert load({}).upstream.ws_url == "wss://wbs-api.mexc.com/ws"
+    assert load_settings(ROOT / "config.yaml", {}).upstream.ws_url == "wss://wbs-api.mexc.com/ws"
+    assert load({"upstream": {"ws_url": None}}).upstream.ws_url is None
+    assert load({"upstream": {"ws_url": ""}}).upstream.ws_url is None
+    assert load({"upstream": {"ws_url": "ws://127.0.0.1:9/ws"}}).upstream.ws_url == "ws://127.0.0.1:9/ws"
 
 
 def test_json_config_loads(tmp_path: Path) -> None:

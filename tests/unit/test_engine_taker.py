@@ -28,7 +28,7 @@ from proxy.engine.model import (
     SymbolRules,
 )
 from proxy.engine.rules import EngineConfig, NewOrder
-from proxy.engine.state import AccountState, EngineState, apply, check_invariants
+from proxy.engine.state import AccountState, EngineState, Txn, apply, check_invariants
 from proxy.errors import REJECT_TO_ERR, ApiError
 from proxy.parsers import parse_exchange_info
 
@@ -720,6 +720,68 @@ def test_taking_asks_leaves_the_bids_untouched() -> None:
     assert [(f.price, f.qty, f.reason["consumed_before"]) for f in res.txn.fills] == [
         (D("99999"), D("0.1"), D("0"))
     ]
+
+
+def streamed(version: str, bids=BIDS, asks=ASKS, seen_ms: int = NOW) -> Book:
+    """A version of the book kept from MEXC's diff stream."""
+    return Book("BTCUSDT", bids, asks, version, seen_ms, incremental=True)
+
+
+def test_a_streamed_version_that_leaves_a_level_alone_keeps_what_was_taken_from_it() -> None:
+    state = make_state(USDT="100000")
+    submit(state, market_qty(Side.BUY, "0.15"), streamed("10"))  # 0.1 @ 100000, 0.05 @ 100001
+    # 100 ms later: a diff changed the bids only; MEXC still shows the asks we "took"
+    bids = ((D("99999.00"), D("0.4")), *BIDS[1:])
+    res = submit(state, market_qty(Side.BUY, "0.2"), streamed("11", bids=bids, seen_ms=NOW + 100))
+    assert [(f.price, f.qty, f.reason["consumed_before"]) for f in res.txn.fills] == [
+        (D("100001"), D("0.15"), D("0.05")),
+        (D("100002"), D("0.05"), D("0")),
+    ]
+
+
+def test_a_streamed_level_that_shrinks_caps_what_stays_taken_and_a_deleted_one_forgets_it() -> None:
+    state = make_state(USDT="100000")
+    submit(state, market_qty(Side.BUY, "0.25"), streamed("10"))  # 0.1 @ 100000, 0.15 @ 100001
+    # trades elsewhere ate 100000 (deleted) and left 0.1 of 100001; 100002 got more size
+    asks = ((D("100001.00"), D("0.1")), (D("100002.00"), D("0.9")), (D("100003.00"), D("1")))
+    state_market = state.market("BTCUSDT")
+    res = submit(state, market_qty(Side.BUY, "0.5"), streamed("12", asks=asks, seen_ms=NOW + 100))
+    # 100001: min(0.15 taken, 0.1 shown) = 0.1 still ours, nothing left; 100002 untaken
+    assert [(f.price, f.qty, f.reason["consumed_before"]) for f in res.txn.fills] == [
+        (D("100002"), D("0.5"), D("0")),
+    ]
+    assert state_market.consumed == {(Side.SELL, D("100001")): D("0.1"), (Side.SELL, D("100002")): D("0.5")}
+
+
+def test_size_added_to_a_streamed_level_is_available_on_top_of_what_was_taken() -> None:
+    state = make_state(USDT="100000")
+    submit(state, market_qty(Side.BUY, "0.1"), streamed("10"))  # all of 100000
+    asks = ((D("100000.00"), D("0.3")), *ASKS[1:])  # 0.2 more arrived at 100000
+    res = submit(state, market_qty(Side.BUY, "0.25"), streamed("11", asks=asks, seen_ms=NOW + 100))
+    assert [(f.price, f.qty, f.reason["consumed_before"]) for f in res.txn.fills] == [
+        (D("100000"), D("0.2"), D("0.1")),
+        (D("100001"), D("0.05"), D("0")),
+    ]
+
+
+def test_a_level_beyond_a_streamed_books_depth_keeps_its_share() -> None:
+    state = make_state(USDT="100000")
+    submit(state, market_qty(Side.BUY, "0.3"), streamed("10"))  # 100000 and 100001 used up
+    # the next version shows 100000 only: 100001 is beyond it, neither shown nor gone
+    txn = Txn(state, NOW + 1)
+    txn.set_book(streamed("11", asks=ASKS[:1], seen_ms=NOW + 1))
+    assert txn.consumed_map("BTCUSDT") == {
+        (Side.SELL, D("100000")): D("0.1"), (Side.SELL, D("100001")): D("0.2"),
+    }
+    res = submit(state, market_qty(Side.BUY, "0.05"), streamed("11", asks=ASKS[:1], seen_ms=NOW + 1))
+    assert res.rejection is not None and res.rejection.reason is RejectReason.NO_LIQUIDITY
+
+
+def test_a_rest_snapshot_after_a_streamed_book_starts_the_ledger_over() -> None:
+    state = make_state(USDT="100000")
+    submit(state, market_qty(Side.BUY, "0.1"), streamed("10"))
+    res = submit(state, market_qty(Side.BUY, "0.1"), Book("BTCUSDT", BIDS, ASKS, "11", NOW + 1))
+    assert [(f.price, f.reason["consumed_before"]) for f in res.txn.fills] == [(D("100000"), D("0"))]
 
 
 # ---------------------------------------------------------------- ids
