@@ -482,6 +482,10 @@ class Bench:
         stream = tape.generate_stream(self.workdir / "tape-stream.yaml", p.tape_trades, p.tape_books)
         r.add(sec, "... the same hour recorded from the stream (deal and depth-diff frames)", "MB",
               stream["bytes"] / 1e6 * 3600 / stream["seconds"])
+        t0 = time.perf_counter()
+        tape.load_tape(self.workdir / "tape-stream.yaml")
+        r.add(sec, "loading the stream-recorded hour (frames decoded, books rebuilt from diffs)", "s",
+              time.perf_counter() - t0)
         for rep in range(p.repeat):
             out = tape.replay_hour(hour, self.fresh_dir("tape"), p.tape_orders)
             total = out["load_s"] + out["replay_s"]

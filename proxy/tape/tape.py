@@ -353,7 +353,7 @@ def _time_of(item: dict[str, Any], where: str) -> int | None:
     return t
 
 
-def recorded_tape(path: str, items: list[Any]) -> Tape:
+def recorded_tape(path: str, items: list[Any], depth_limit: int = 100) -> Tape:
     rest_items: list[tuple[int | None, str, tuple[tuple[str, str], ...], RawResponse]] = []
     frames: list[Frame] = []
     for n, it in enumerate(items):
@@ -390,6 +390,7 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
 
     symbols: set[str] = set()
     books: dict[str, list[tuple[int, Book]]] = {}
+    limits: dict[tuple[str, int], int] = {}  # (symbol, tape time) -> the snapshot's limit
     pages: dict[str, list[tuple[int, list[Any]]]] = {}
     for t, upath, norm, resp in rest_items:
         params = dict(norm)
@@ -403,6 +404,7 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
                 data = jsonutil.loads(resp.body)
                 book = parse_depth(sym, data, when)
                 books.setdefault(sym, []).append((when, book))
+                limits[(sym, when)] = int(params["limit"]) if params.get("limit", "").isdigit() else 100
             elif upath == "/api/v3/trades" and sym:
                 page = jsonutil.loads(resp.body)
                 if not isinstance(page, list):
@@ -426,7 +428,7 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
         except ShapeError as exc:
             raise TapeError(f"{path}: a recorded /api/v3/trades answer for {sym}: {exc}") from None
     if frames:
-        _streamed_market(path, frames, books, known_trades)
+        _streamed_market(path, frames, books, limits, known_trades, depth_limit)
     book_series = {s: Series(_dedupe_books(v)) for s, v in books.items()}
     all_trades = {sym: Series((tr.time_ms, tr) for tr in known) for sym, known in known_trades.items()}
     fed = {sym: [tr for tr in known if tr.time_ms >= start] for sym, known in known_trades.items()}
@@ -444,7 +446,7 @@ def recorded_tape(path: str, items: list[Any]) -> Tape:
 
 def _streamed_market(
     path: str, frames: list[Frame], books: dict[str, list[tuple[int, Book]]],
-    trades: dict[str, list[Trade]],
+    limits: dict[tuple[str, int], int], trades: dict[str, list[Trade]], depth_limit: int,
 ) -> None:
     """Add the market the recorded stream frames carry (proxy/tape/streamed.py): every
     deal to the symbol's trades, and its books rebuilt from the snapshots and the depth
@@ -467,8 +469,9 @@ def _streamed_market(
         trades[symbol] = merge_trades(trades.get(symbol, []), stream)
     for symbol, channels in depth.items():
         diffs = max(channels.values(), key=len)
+        snapshots = [(t, b, limits.get((symbol, t), 100)) for t, b in books.get(symbol, [])]
         try:
-            books[symbol] = books_from_diffs(symbol, books.get(symbol, []), diffs)
+            books[symbol] = books_from_diffs(symbol, snapshots, diffs, depth_limit)
         except StreamError as exc:
             raise TapeError(f"{path}: a depth frame of {symbol}: {exc}") from None
 
