@@ -258,7 +258,7 @@ async def test_a_recording_holds_the_stream_frames_beside_the_rest_answers(
     import yaml
 
     from proxy.config import UpstreamSettings
-    from proxy.upstream import ReplayTransport
+    from proxy.tape.tape import load_tape
 
     fake.set_book(SYMBOL, bids=[("87000.00", "0.004")], asks=[("87001.00", "1")])
     fake_ws = FakeMexcStream(fake, clock=clock.now_ms)
@@ -287,9 +287,11 @@ async def test_a_recording_holds_the_stream_frames_beside_the_rest_answers(
         "recorded_ms": NOW,
         "frame": base64.b64encode(deals).decode(),
     }
-    # the REST part still replays (frames are for the tape's replay)
-    replay = ReplayTransport(cassette)
-    assert (await replay.request("GET", "/api/v3/exchangeInfo", f"symbol={SYMBOL}")).status == 200
+    # it replays on tape time: the REST answers, and the trade that was only on the stream
+    tape = load_tape(cassette)
+    assert tape.answer("GET", "/api/v3/exchangeInfo", f"symbol={SYMBOL}", tape.end_ms).status == 200
+    assert [(t.price, t.time_ms) for st in tape.steps for t in st.trades if t.price == D("87005")] == [
+        (D("87005"), NOW + 1)]
 
 
 async def test_replay_never_connects_to_the_stream(
@@ -298,6 +300,7 @@ async def test_replay_never_connects_to_the_stream(
     from conftest import ROOT
 
     from proxy.config import UpstreamSettings
+    from proxy.tape.channels import TapeChannels
 
     fake_ws = FakeMexcStream()
     ws = await aiohttp_server(fake_ws.app())
@@ -307,7 +310,8 @@ async def test_replay_never_connects_to_the_stream(
     ))
     app = create_app(settings, clock=clock)
     client = await aiohttp_client(app)
-    assert app.get(keys.MARKET_STREAM) is None and app.get(keys.PUBLIC_CHANNELS) is None
+    # the tape serves the public channels (its frames), never MEXC's stream
+    assert app.get(keys.MARKET_STREAM) is None and isinstance(app.get(keys.PUBLIC_CHANNELS), TapeChannels)
     health = await (await client.get("/healthz")).json()
     assert health["stream"]["state"] == "disabled"
     assert fake_ws.connections_made == 0
