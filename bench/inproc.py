@@ -138,7 +138,7 @@ class _Service:
 def _auth_app() -> web.Application:
     app = web.Application()
     app[keys.SERVICE] = _Service()  # type: ignore[assignment]
-    app[keys.CLOCK] = SystemClock()
+    app[keys.CLOCK] = app[keys.WALL_CLOCK] = SystemClock()
     app[keys.SETTINGS] = Settings()
     return app
 
