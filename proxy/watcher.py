@@ -46,6 +46,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from .engine.model import Book, Trade
+from .feed import Committed
 from .service import PaperService
 from .upstream import MexcClient, UpstreamError
 from .ws.channels import FrameSink
@@ -294,6 +295,7 @@ class MarketWatcher:
         self._consumer: asyncio.Task[None] | None = None
         self.fed = asyncio.Condition()  # notified after every stream update fed (tests)
         self.stream_updates_fed = 0
+        self._unsubscribe: Callable[[], None] | None = None
         if stream is not None:
             stream.add_listener(self._on_stream_change)
 
@@ -301,11 +303,23 @@ class MarketWatcher:
         return self._clock() if self._clock is not None else time.time_ns() // 1_000_000
 
     def start(self) -> None:
+        self._unsubscribe = self.service.feed.subscribe(self._on_committed)
         self._task = asyncio.create_task(self._run(), name="market-watcher")
         if self.stream is not None:
             self._consumer = asyncio.create_task(self._consume(), name="market-stream-feed")
 
+    def _on_committed(self, record: Committed) -> None:
+        """Change-feed subscriber: an order resting on a symbol not watched yet starts
+        its watch now, not at the next cycle (up to `poll_interval_s` later)."""
+        for o in record.orders:
+            if o.is_open and o.symbol not in self.watches and o.symbol not in self.feeds:
+                self.poke()
+                return
+
     async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         for task in (self._task, self._consumer, *(f.task for f in self.feeds.values())):
             if task is not None:
                 task.cancel()

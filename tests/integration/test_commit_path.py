@@ -314,7 +314,8 @@ async def test_a_slow_reader_is_cut_off_never_waited_for(
     assert len(fast) == 5 and not fast.overflowed  # the filter kept the funding out
     first = await fast.get()
     assert first.kind == feed.ORDER_NEW
-    assert service.feed.subscribers == 3  # fast, the equity recorder, the /ws hub; slow unsubscribed
+    # fast, the equity recorder, the /ws hub, the market watcher; slow unsubscribed
+    assert service.feed.subscribers == 4
 
 
 async def test_a_switch_to_paper_survives_a_restart(
@@ -343,3 +344,24 @@ async def test_a_switch_to_paper_survives_a_restart(
     app3 = create_app(settings, clock=clock)
     await aiohttp_client(app3)
     assert app3[keys.MODE].current == "live"  # switched to live again on purpose
+
+
+async def test_a_new_resting_symbol_is_watched_at_once_not_at_the_next_cycle(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    """The watcher subscribes to the change feed: the first open order on a symbol starts
+    its watch now, though the polling interval is an hour."""
+    settings = make_settings(tmp_path, url_of(fake_server), paper=PaperSettings(poll_interval_s=3600))
+    app = create_app(settings, clock=clock)
+    client = await aiohttp_client(app)
+    watcher = app[WATCHER]
+    async with watcher.cycle_done:  # the cycle right after start is over
+        await watcher.cycle_done.wait_for(lambda: watcher.cycles >= 1)
+    assert SYMBOL not in watcher.watches
+    status, _ = await Bot(client, clock).buy("80000")
+    assert status == 200
+    async with asyncio.timeout(5), watcher.cycle_done:
+        await watcher.cycle_done.wait_for(
+            lambda: SYMBOL in watcher.watches and watcher.watches[SYMBOL].polls >= 1
+        )
+    assert watcher.cycles == 2  # one poked cycle, not the hourly one
