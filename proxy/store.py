@@ -541,11 +541,8 @@ class Store:
         if not self._pending:
             return
         group, self._pending = self._pending, []
-        merged = Changes()
-        for ch, _ in group:
-            merged.merge(ch)
         try:
-            self._queue.put(_Batch(self._statements(merged), group))
+            self._queue.put(_Batch(self._batch_statements(group), group))
         except Exception as exc:  # a value SQLite or JSON cannot take: nothing is written
             # (through the queue, so that it is settled after the batches before it)
             self._queue.put(_Batch([], group, exc))
@@ -631,6 +628,32 @@ class Store:
                     log.exception("publishing a committed change failed")
             if fut is not None and not fut.done():
                 fut.set_result(None)
+
+    def _batch_statements(
+        self, group: list[tuple[Changes, asyncio.Future[None] | None]]
+    ) -> list[tuple[str, Sequence[Any]]]:
+        """The SQL of a batch, in the order its commands were queued. Row writes of
+        consecutive commands are merged (later versions of an order or balance replace
+        earlier ones) into multi-row statements; a command with raw statements (a
+        reset's DELETEs, a mode pin, an equity point) is a barrier: the rows queued before
+        it are written before it, the rows after it after it. (Writing every row of the
+        batch first let a reset wipe, on disk, an order accepted after it in the same
+        event-loop iteration, which memory kept.)"""
+        out: list[tuple[str, Sequence[Any]]] = []
+        merged: Changes | None = None
+        for ch, _ in group:
+            if ch.statements:
+                if merged is not None:
+                    out.extend(self._statements(merged))
+                    merged = None
+                out.extend(self._statements(ch))
+                continue
+            if merged is None:
+                merged = Changes()
+            merged.merge(ch)
+        if merged is not None:
+            out.extend(self._statements(merged))
+        return out
 
     def _statements(self, ch: Changes) -> list[tuple[str, Sequence[Any]]]:
         """The SQL of one batch, built on the event-loop thread: the writer thread then

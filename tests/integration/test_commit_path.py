@@ -23,8 +23,9 @@ from mexc_client import ccxt_query
 from proxy import feed, keys
 from proxy.app import WATCHER, create_app
 from proxy.clock import FixedClock
-from proxy.config import LiveSettings, PaperSettings
-from proxy.engine.model import Balance, OrderStatus
+from proxy.config import LiveSettings, PaperSettings, UpstreamSettings
+from proxy.engine.model import Balance, OrderStatus, OrderType, Side
+from proxy.engine.rules import NewOrder
 from proxy.engine.state import check_invariants
 from proxy.store import Store
 
@@ -93,7 +94,8 @@ async def test_a_reset_during_trading_is_ordered_alike_in_memory_and_on_disk(
     was awaited first and memory cleared after, so the orders accepted meanwhile were on
     disk, with balances from before the reset, but gone from memory: a restart undid the
     reset, or refused to start on a broken invariant.) The writer thread is held until
-    everything is queued, so the interleaving is the worst case, every run."""
+    everything is queued, so the orders are accepted while the reset's write is in
+    flight, every run (the next two tests put them in the reset's own batch)."""
     settings = make_settings(tmp_path, url_of(fake_server))
     app = create_app(settings, clock=clock)
     client = await aiohttp_client(app)
@@ -147,6 +149,45 @@ async def test_a_reset_during_trading_is_ordered_alike_in_memory_and_on_disk(
     client2 = await aiohttp_client(app2)
     assert memory_of(app2[keys.SERVICE], 1) == mem  # what the API showed survives a restart
     assert {o["orderId"] for o in await Bot(client2, clock).open_orders()} == mem[1]
+
+
+async def test_a_fund_after_a_reset_in_the_same_batch_is_on_disk(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Commands installed in the same event-loop iteration share a group-commit batch:
+    its rows used to be written before its raw statements, so a reset's DELETEs wiped,
+    on disk, what was accepted after it (found by review; the real process lost 20 open
+    orders that way and then refused to start)."""
+    settings = make_settings(tmp_path, url_of(fake_server))
+    app = create_app(settings, clock=clock)
+    await aiohttp_client(app)
+    service, store = app[keys.SERVICE], app[keys.STORE]
+    await asyncio.gather(service.reset_account(1), service.fund(1, "USDT", D("5")))
+    await store.flush()
+    mem = memory_of(service, 1)
+    assert mem[0]["USDT"].free == D("10005")
+    assert disk_of(await on_disk(settings.storage.path), 1) == mem
+
+
+async def test_an_order_after_a_reset_in_the_same_batch_is_on_disk(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    url = url_of(fake_server)
+    settings = make_settings(tmp_path, url, upstream=UpstreamSettings(
+        base_url=url, timeout_s=2, connect_timeout_s=1, market_cache_ms=60_000))
+    app = create_app(settings, clock=clock)
+    client = await aiohttp_client(app)
+    service, store = app[keys.SERVICE], app[keys.STORE]
+    status, _ = await Bot(client, clock).buy("80000")  # warms the rules, book and price caches
+    assert status == 200
+    cmd = NewOrder(symbol=SYMBOL, side=Side.BUY, type=OrderType.LIMIT,
+                   quantity=D("0.001"), price=D("80001"))
+    # both install in their first step (no awaits with warm caches): one batch
+    await asyncio.gather(service.reset_account(1), service.place_order(1, cmd))
+    await store.flush()
+    mem = memory_of(service, 1)
+    assert len(mem[1]) == 1  # accepted after the reset: open in memory (and on the API)
+    assert disk_of(await on_disk(settings.storage.path), 1) == mem
 
 
 async def test_a_batch_interleaved_with_a_reset_stays_consistent(
