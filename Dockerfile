@@ -13,6 +13,9 @@ FROM python:3.11-slim
 # no-new-privileges or --cap-drop ALL. Publishing 443 on the host to 8443
 # (-p 127.0.0.1:443:8443) needs neither, for bots on the host (the laptop recipe).
 # MEXC_PAPER_TLS_NAMES: extra names for the certificate, the compose service name by default.
+# MEXC_PAPER_ALLOWED_HOSTS: Host names the dashboard and the admin API answer besides
+# localhost (server.allowed_hosts), the service name too, so other containers reach them
+# as http://mexc-paper:8080 (changes from them still need MEXC_PAPER_ADMIN_TOKEN).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -20,7 +23,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PROXY_CONFIG=/app/config.yaml \
     MEXC_PAPER_DB=/data/paper.sqlite3 \
     MEXC_PAPER_TLS_PORT=8443 \
-    MEXC_PAPER_TLS_NAMES=mexc-paper
+    MEXC_PAPER_TLS_NAMES=mexc-paper \
+    MEXC_PAPER_ALLOWED_HOSTS=mexc-paper
 
 WORKDIR /app
 COPY pyproject.toml README.md config.yaml ./
@@ -30,10 +34,12 @@ RUN pip install --no-cache-dir . \
     && groupadd --system --gid 10001 paper \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin paper \
     && mkdir -p /data /ca \
-    && chown paper:paper /data /ca
+    && chown paper:paper /data /ca \
+    && chmod 0700 /data
 
 USER 10001:10001
-# /data: the SQLite file and the local CA (tls/, the CA key never leaves it); /ca: where
+# /data (0700: the database holds every API key and secret): the SQLite file and the local
+# CA (tls/, the CA key never leaves it); a new named volume takes this mode. /ca: where
 # `python -m proxy ca --out` exports the CA certificate for bots (a volume of its own)
 VOLUME /data
 EXPOSE 8080 8443

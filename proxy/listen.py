@@ -9,11 +9,18 @@ whose connections pass through one shared `ConnectionGate`: past
 `server.max_connections` open connections a new one is answered `503` (MEXC JSON) and
 closed, without reaching aiohttp. The time a connection has to send its request head is
 bounded in the app itself (`server.header_timeout_s`, aiohttp's keep-alive timer, set in
-`create_app`), so it holds for any runner.
+`create_app`), so it holds for any runner; so is the time a handler waits for a request's
+body (proxy/bodies.py). On the TLS listener the handshake must finish within
+`server.header_timeout_s` too (asyncio's default is 60 s).
 
 aiohttp has no connection limit of its own; the gate wraps the protocol aiohttp's server
 creates for each connection (the public `runner.server` factory) and passes every
-protocol callback through unchanged.
+protocol callback through unchanged. A connection is counted when it is *made*
+(`connection_made`), not when it is accepted: on a TLS listener asyncio calls the app's
+protocol only once the handshake has finished, and never calls its `connection_lost` when
+the handshake failed, so a slot taken at accept time by a client that does not trust our CA
+(or by a port check) would never be given back. A handshake in progress holds no slot; the
+handshake timeout bounds it.
 """
 
 from __future__ import annotations
@@ -60,17 +67,21 @@ class ConnectionGate:
 
     def wrap(self, factory: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.BaseProtocol]:
         def make() -> asyncio.BaseProtocol:
-            if self.open >= self.limit:
-                self.refused += 1
-                if not self._warned:
-                    log.warning("connection limit reached (server.max_connections=%d): "
-                                "refusing new connections with 503", self.limit)
-                    self._warned = True
-                return _Refused()
-            self.open += 1
-            return _Counted(factory(), self)
+            return _Counted(factory, self)
 
         return make
+
+    def _admit(self) -> bool:
+        """Take a slot for a connection that was just made; False when none is left."""
+        if self.open >= self.limit:
+            self.refused += 1
+            if not self._warned:
+                log.warning("connection limit reached (server.max_connections=%d): "
+                            "refusing new connections with 503", self.limit)
+                self._warned = True
+            return False
+        self.open += 1
+        return True
 
     def _closed(self) -> None:
         self.open -= 1
@@ -79,21 +90,32 @@ class ConnectionGate:
 
 
 class _Counted(asyncio.Protocol):
-    """Passes every callback to aiohttp's protocol; releases its slot once, when the
-    connection is lost."""
+    """Takes a slot when the connection is made (after the TLS handshake) and passes every
+    callback to aiohttp's protocol, made then; releases the slot once, when the connection
+    is lost. Without a slot the connection is answered 503 (`_Refused`) and aiohttp never
+    sees it."""
 
-    def __init__(self, inner: Any, gate: ConnectionGate) -> None:
-        self.inner = inner
+    def __init__(self, factory: Callable[[], Any], gate: ConnectionGate) -> None:
+        self.factory = factory
         self.gate: ConnectionGate | None = gate
+        self.inner: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        gate = self.gate
+        assert gate is not None
+        if gate._admit():
+            self.inner = self.factory()
+        else:
+            self.gate = None
+            self.inner = _Refused()
         self.inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.gate is not None:
             self.gate._closed()
             self.gate = None
-        self.inner.connection_lost(exc)
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         self.inner.data_received(data)
@@ -131,7 +153,7 @@ class _Refused(asyncio.Protocol):
 class GatedSite(web.BaseSite):
     """A TCP listener (like `web.TCPSite`) whose connections pass through `gate`."""
 
-    __slots__ = ("_gate", "_host", "_port")
+    __slots__ = ("_gate", "_handshake_timeout", "_host", "_port")
 
     def __init__(
         self,
@@ -142,11 +164,13 @@ class GatedSite(web.BaseSite):
         *,
         ssl_context: ssl.SSLContext | None = None,
         backlog: int = 128,
+        handshake_timeout: float = 60.0,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host = host
         self._port = port
         self._gate = gate
+        self._handshake_timeout = handshake_timeout
 
     @property
     def name(self) -> str:
@@ -162,9 +186,13 @@ class GatedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
+        tls: dict[str, Any] = {}
+        if self._ssl_context is not None:
+            # a handshake holds no slot of the gate (it is counted once made): bound it
+            tls["ssl_handshake_timeout"] = self._handshake_timeout
         self._server = await asyncio.get_running_loop().create_server(
             self._gate.wrap(server), self._host, self._port,
-            ssl=self._ssl_context, backlog=self._backlog,
+            ssl=self._ssl_context, backlog=self._backlog, **tls,
         )
 
 
@@ -206,7 +234,8 @@ async def start_sites(
     sites: list[tuple[str, GatedSite]] = [("http", GatedSite(runner, server.host, server.port, gate))]
     if tls is not None and server.tls is not None:
         sites.append(
-            ("https", GatedSite(runner, server.host, server.tls.port, gate, ssl_context=tls.context))
+            ("https", GatedSite(runner, server.host, server.tls.port, gate, ssl_context=tls.context,
+                                handshake_timeout=server.header_timeout_s))
         )
     bound: list[Bound] = []
     for scheme, site in sites:

@@ -18,6 +18,15 @@ is valid 10 years and the leaf 90 days. On every start, and hourly while running
   less than a year left, so a client that trusts the old certificate keeps accepting leaves
   until the old one expires (and one that gets the new one accepts them too). A lost key
   means a new CA, which clients must trust again (logged as a warning);
+- the CA may sign for the leaf's DNS names only: a critical NameConstraints extension
+  permits exactly them (`permitted_names`; addresses stay unconstrained, for BoringSSL's
+  sake, see there). Whoever reads `ca.key` (a backup of the data volume,
+  a process of the sidecar's user) could otherwise issue a certificate for any site, and
+  every client that trusts the CA (the README puts it in the system store and in certifi's
+  bundle) would accept it. When the permitted set changes (`server.tls.names` changed, or
+  a CA made before the constraint) the CA is made anew, with a new key: re-signing the old
+  key would not help, since a client that kept the old certificate would still accept
+  anything that key signs. Clients must trust the new CA (a warning at start-up says so);
 - the leaf is reused while the CA signed it, its names are the configured ones and it has
   more than 30 days left; otherwise a new one is issued and loaded into the running
   listener (connections already open keep theirs).
@@ -52,6 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .config import MEXC_HOSTS, Settings, TlsSettings
+from .private import make_private_dir
 
 log = logging.getLogger("proxy.tls")
 
@@ -95,7 +105,10 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 
 def _secure_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
+    """`tls/` 0700, made with its missing parents owner-only (the storage folder may not
+    exist yet: the certificates are made before the database); an existing `tls/` is
+    tightened to 0700, its parents are left as they are."""
+    make_private_dir(path)
     os.chmod(path, 0o700)
 
 
@@ -174,8 +187,52 @@ class LocalCA:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
 
+def permitted_names(names: tuple[str, ...]) -> tuple[x509.GeneralName, ...]:
+    """The NameConstraints permitted subtrees for a leaf holding `names` (RFC 5280
+    4.2.1.10: a DNS name permits itself and the names below it): each DNS name, `*.x` as
+    `x`.
+
+    MEXC's two hosts are permitted as the two names the leaf holds, not as the `mexc.com`
+    subtree: the subtree would let a stolen `ca.key` sign for `www.mexc.com` (where a
+    user logs in with a password) and every other MEXC site, while the two names are all a
+    bot reaches through the sidecar. A new MEXC host for bots means a new CA anyway (the
+    leaf must hold it).
+
+    IP addresses are not constrained (RFC 5280: a name type without a subtree is not
+    restricted): BoringSSL, which pymexc's HTTP client (curl_cffi) verifies with, refuses
+    every certificate under a CA with an IP address constraint ("unsupported name
+    constraint type") as soon as the leaf holds an address, and the leaf must hold
+    127.0.0.1 and ::1. So a stolen key could still sign for a bare IP address (an HTTPS
+    site reached by address, not by name); every name is constrained."""
+    out: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            item = x509.DNSName(name[2:] if name.startswith("*.") else name)
+            if item not in out:
+                out.append(item)
+    return tuple(out)
+
+
+def _constraints_of(cert: x509.Certificate) -> frozenset[x509.GeneralName] | None:
+    """The permitted subtrees of a CA certificate; None without NameConstraints."""
+    try:
+        nc = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+    return frozenset(nc.permitted_subtrees or ())
+
+
+def _describe_names(items: frozenset[x509.GeneralName] | tuple[x509.GeneralName, ...]) -> str:
+    return ", ".join(sorted(str(i.value) for i in items))
+
+
 def _ca_cert(
-    key: ec.EllipticCurvePrivateKey, subject: x509.Name, now: dt.datetime
+    key: ec.EllipticCurvePrivateKey,
+    subject: x509.Name,
+    now: dt.datetime,
+    permitted: tuple[x509.GeneralName, ...],
 ) -> x509.Certificate:
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     return (
@@ -196,30 +253,67 @@ def _ca_cert(
             critical=True,
         )
         .add_extension(ski, critical=False)
+        # what it may sign for: the leaf's names only (critical: a client that cannot
+        # read the constraint must refuse the CA rather than trust it for everything)
+        .add_extension(
+            x509.NameConstraints(permitted_subtrees=list(permitted), excluded_subtrees=None),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
 
 
-def ensure_ca(folder: Path, now: dt.datetime | None = None) -> LocalCA:
-    """The local CA in `folder`: reused, re-signed before it expires, or made."""
+def ensure_ca(
+    folder: Path, names: tuple[str, ...] = BUILTIN_NAMES, now: dt.datetime | None = None,
+    *, remake: bool = True,
+) -> LocalCA:
+    """The local CA in `folder` that may sign for `names` (the leaf's): reused, re-signed
+    before it expires, made anew when it may sign for other names, or made. `remake`
+    False (`python -m proxy ca`): a CA for other names is kept, with a warning; only the
+    server, which issues the leaf, makes it anew, so an export run with another
+    configuration (or none) never replaces the CA a running server uses."""
     now = now or _now()
     _secure_dir(folder)
     with _locked(folder):
-        return _ensure_ca_locked(folder, now)
+        return _ensure_ca_locked(folder, permitted_names(names), now, remake)
 
 
-def _ensure_ca_locked(folder: Path, now: dt.datetime) -> LocalCA:
+def _ensure_ca_locked(
+    folder: Path, permitted: tuple[x509.GeneralName, ...], now: dt.datetime, remake: bool = True
+) -> LocalCA:
     key_path, cert_path = folder / "ca.key", folder / "ca.crt"
     key = _load_key(key_path) if key_path.exists() else None
     certs = _load_certs(cert_path) if cert_path.exists() else []
     cert = certs[0] if certs else None
+    if key is not None and cert is not None and _same_key(cert, key):
+        had = _constraints_of(cert)
+        if had != frozenset(permitted) and not remake:
+            log.warning(
+                "the local CA %s may sign for other names than this configuration's (%s; "
+                "this configuration: %s): the sidecar makes a new CA at its next start with "
+                "this configuration, to be exported and trusted again then", cert_path,
+                "any name" if had is None else _describe_names(had), _describe_names(permitted),
+            )
+            permitted = tuple(had) if had is not None else permitted
+        elif had != frozenset(permitted):
+            # a new key, not a re-signed certificate: a client that kept the old
+            # certificate would still accept whatever the old key signs
+            log.warning(
+                "the local CA was made anew: %s; clients must trust the new %s again "
+                "(`python -m proxy ca`) and may drop the old one",
+                "it could sign for any name (made by an older version)" if had is None else
+                f"the names it may sign for changed (were: {_describe_names(had)}; now: "
+                f"{_describe_names(permitted)})",
+                cert_path,
+            )
+            return _new_ca(key_path, cert_path, permitted, now)
     if key is not None:
         os.chmod(key_path, 0o600)
         if cert is not None and _same_key(cert, key):
             if cert.not_valid_after_utc - now > CA_RENEW_BEFORE:
                 return LocalCA(cert, key, cert_path)
             # same key and subject, new dates: leaves it signed stay valid under both
-            cert = _ca_cert(key, cert.subject, now)
+            cert = _ca_cert(key, cert.subject, now, permitted)
             _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
             log.warning(
                 "the local CA certificate was renewed (it expired within a year): clients "
@@ -228,7 +322,7 @@ def _ensure_ca_locked(folder: Path, now: dt.datetime) -> LocalCA:
             )
             return LocalCA(cert, key, cert_path)
         subject = cert.subject if cert is not None else _ca_subject()
-        cert = _ca_cert(key, subject, now)
+        cert = _ca_cert(key, subject, now, permitted)
         _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         log.warning("the local CA certificate %s was missing or did not match its key: re-made "
                     "from the key (fingerprint %s)", cert_path, fingerprint(cert))
@@ -238,12 +332,18 @@ def _ensure_ca_locked(folder: Path, now: dt.datetime) -> LocalCA:
             "the local CA key %s is missing or unreadable: making a new CA; clients must "
             "trust the new %s", key_path, cert_path,
         )
+    return _new_ca(key_path, cert_path, permitted, now)
+
+
+def _new_ca(
+    key_path: Path, cert_path: Path, permitted: tuple[x509.GeneralName, ...], now: dt.datetime
+) -> LocalCA:
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _ca_cert(key, _ca_subject(), now)
+    cert = _ca_cert(key, _ca_subject(), now, permitted)
     _write(key_path, _key_pem(key), 0o600)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    log.info("created a local CA: %s (fingerprint %s); `python -m proxy ca` prints it",
-             cert_path, fingerprint(cert))
+    log.info("created a local CA: %s (fingerprint %s), for %s only; `python -m proxy ca` prints it",
+             cert_path, fingerprint(cert), _describe_names(permitted))
     return LocalCA(cert, key, cert_path)
 
 
@@ -361,8 +461,10 @@ def ensure_leaf(folder: Path, ca: LocalCA, names: tuple[str, ...], now: dt.datet
 
 
 def ca_certificate(settings: Settings) -> LocalCA:
-    """The local CA of this configuration, made if none exists yet (`python -m proxy ca`)."""
-    return ensure_ca(tls_dir(settings))
+    """The local CA of this configuration, made if none exists yet (`python -m proxy ca`),
+    for the names the listener's leaf holds (server.tls.names; the built-in ones without
+    a server.tls section); an existing one is exported as it is (see `ensure_ca`)."""
+    return ensure_ca(tls_dir(settings), leaf_names(settings.server.tls or TlsSettings()), remake=False)
 
 
 # --------------------------------------------------------------------------- the listener
@@ -415,7 +517,7 @@ class TlsServer:
         """Renew what is due and load a new leaf; True when a new leaf was loaded."""
         if not self.tls.local_ca:
             return False
-        self.ca = ensure_ca(self.folder, now)
+        self.ca = ensure_ca(self.folder, self.names, now)
         leaf = ensure_leaf(self.folder, self.ca, self.names, now)
         changed = self.leaf is None or leaf.issued or leaf.cert_path != self.leaf.cert_path
         if changed:

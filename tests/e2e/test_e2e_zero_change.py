@@ -152,7 +152,12 @@ def export_ca(cfg: Path, ca_dir: Path) -> None:
     cmd = COMPOSE["services"]["mexc-paper-ca"]["command"]
     assert cmd[:2] == ["sh", "-c"] and "python -m proxy ca --out /ca/mexc-paper-ca.pem" in cmd[2]
     script = cmd[2].replace("/ca/", f"{ca_dir}/")
-    env = clean_env() | {"PROXY_CONFIG": str(cfg)}
+    # the one-shot container has the image's environment: the same certificate names as
+    # the sidecar's (the CA may sign for those only; other names would make the sidecar
+    # replace it at its start)
+    image = image_env()
+    env = clean_env() | {"PROXY_CONFIG": str(cfg), "MEXC_PAPER_TLS_NAMES": image["MEXC_PAPER_TLS_NAMES"],
+                         "MEXC_PAPER_TLS_PORT": image["MEXC_PAPER_TLS_PORT"]}
     proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 

@@ -6,6 +6,8 @@ plain-HTTP fallback, and the loop protection (proxy/loopguard.py)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import ipaddress
 import logging
 import re
 import ssl
@@ -19,6 +21,9 @@ import pytest
 from aiohttp import web
 from conftest import KEY, NOW, SECRET, make_settings
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from mexc_client import ccxt_query
 from process_support import free_port
 
@@ -267,6 +272,86 @@ async def test_no_certificate_is_served_for_a_name_we_did_not_configure(
                                                      "mexc-paper"]
     logged = [r.getMessage() for r in caplog.records if r.name == "proxy.tls"]
     assert len(logged) == 1 and "'evil.example'" in logged[0]
+
+
+def forged_leaf(ca_dir: Path, out: Path, name: str) -> tuple[Path, Path]:
+    """A leaf for `name` signed with our CA's key, as whoever reads ca.key could make one:
+    (chain file, key file)."""
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    try:
+        san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        san = x509.DNSName(name)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    chain, key_file = out / f"{name}.crt", out / f"{name}.key"
+    pem = serialization.Encoding.PEM
+    chain.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    key_file.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return chain, key_file
+
+
+@pytest.mark.parametrize("name", ["accounts.google.com", "www.mexc.com", "mexc.com",
+                                  "mexc-paper.evil.example", "localhost.evil.example"])
+async def test_a_leaf_our_ca_key_signs_for_another_name_is_refused(
+    served: Served, tmp_path: Path, name: str
+) -> None:
+    """The local CA is name-constrained (critical NameConstraints: the leaf's DNS names
+    only), so a stolen ca.key cannot impersonate another site to a client that trusts our
+    CA. (IP addresses stay unconstrained: BoringSSL, pymexc's curl_cffi, refuses a CA with
+    an address constraint; proxy/tls.py `permitted_names`.)"""
+    chain, key_file = forged_leaf(served.tls.folder, tmp_path, name)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(chain, key_file)
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=ctx)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError, match="permitted subtree violation"):
+            await _handshake(port, served.trusting(), name)
+    finally:
+        server.close()
+        await server.wait_closed()
+    # our own leaf still verifies, for every name it holds
+    for good in ("api.mexc.com", "wbs-api.mexc.com", "localhost", "mexc-paper"):
+        await _handshake(served.port("https"), served.trusting(), good)
+
+
+@pytest.mark.parametrize("how", ["untrusting-client", "tcp-connect-close"])
+async def test_failed_tls_handshakes_release_their_connection_slot(
+    fake_server: Any, tmp_path: Path, clock: FixedClock, how: str
+) -> None:
+    """A TLS connection whose handshake never completes (a client that does not trust our
+    CA, a port check) takes no slot of server.max_connections: asyncio never tells the
+    app's protocol about it, so a slot counted at accept time was never given back and
+    max_connections such connections locked both listeners out (503) until a restart."""
+    url = str(fake_server.make_url("")).rstrip("/")
+    settings = tls_settings(tmp_path, url)
+    settings = replace(settings, server=replace(settings.server, max_connections=3))
+    async with Served(settings, clock) as served:
+        port = served.port("https")
+        for _ in range(6):
+            if how == "untrusting-client":
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    await asyncio.open_connection(
+                        "127.0.0.1", port, ssl=ssl.create_default_context(), server_hostname="localhost")
+            else:
+                _r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.close()
+                await w.wait_closed()
+        async with session(served.trusting()) as http:
+            for base in (f"http://127.0.0.1:{served.port('http')}", f"https://localhost:{port}"):
+                async with http.get(f"{base}/healthz") as r:
+                    assert r.status == 200, await r.text()
 
 
 # --------------------------------------------------------------------------- the loop

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from proxy import tls
@@ -37,6 +38,12 @@ def load(s: Settings, now: dt.datetime = NOW) -> tls.TlsServer:
 
 def cert(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificates(path.read_bytes())[0]
+
+
+def permitted(c: x509.Certificate) -> list[str]:
+    nc = c.extensions.get_extension_for_class(x509.NameConstraints)
+    assert nc.critical and nc.value.excluded_subtrees is None
+    return sorted(str(n.value) for n in nc.value.permitted_subtrees or ())
 
 
 def sans(c: x509.Certificate) -> list[str]:
@@ -81,14 +88,31 @@ def test_a_restart_reuses_the_ca_and_the_leaf(tmp_path: Path) -> None:
     assert server.leaf is not None and server.leaf.issued is False
 
 
-def test_changed_names_get_a_new_leaf_from_the_same_ca(tmp_path: Path) -> None:
+def test_changed_names_make_a_new_ca_and_leaf_and_say_clients_must_trust_it_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CA may sign for the leaf's names only: other names, another CA, with a new key
+    (the old key under the old certificate a client kept would still sign anything)."""
     load(settings(tmp_path))
     folder = tmp_path / "data" / "tls"
-    ca_before, leaf_before = (folder / "ca.crt").read_bytes(), (folder / "leaf.crt").read_bytes()
+    ca_before, key_before = cert(folder / "ca.crt"), (folder / "ca.key").read_bytes()
+    leaf_before = (folder / "leaf.crt").read_bytes()
+    caplog.clear()
     load(settings(tmp_path, names=["paper.internal"]))
-    assert (folder / "ca.crt").read_bytes() == ca_before
+    ca_after = cert(folder / "ca.crt")
+    assert (folder / "ca.key").read_bytes() != key_before
+    assert ca_after.public_key() != ca_before.public_key() and ca_after.subject != ca_before.subject
     assert (folder / "leaf.crt").read_bytes() != leaf_before
     assert "paper.internal" in sans(cert(folder / "leaf.crt"))
+    cert(folder / "leaf.crt").verify_directly_issued_by(ca_after)
+    assert "paper.internal" in permitted(ca_after)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "clients must trust the new" in warned[0], warned
+    assert "were: api.mexc.com, localhost, wbs-api.mexc.com; now: api.mexc.com, localhost, " in warned[0]
+    # the same names again: nothing remade
+    caplog.clear()
+    load(settings(tmp_path, names=["paper.internal"]))
+    assert cert(folder / "ca.crt") == ca_after and not caplog.records
 
 
 def test_the_leaf_is_renewed_thirty_days_before_it_expires_also_while_running(tmp_path: Path) -> None:
@@ -125,6 +149,60 @@ def test_the_ca_is_re_signed_with_the_same_key_a_year_before_it_expires(tmp_path
     new_leaf = cert(folder / "leaf.crt")
     new_leaf.verify_directly_issued_by(old_ca)
     assert new_leaf != old_leaf  # the chain it serves carries the new CA certificate
+
+
+def test_the_ca_may_sign_for_the_leafs_names_only(tmp_path: Path) -> None:
+    load(settings(tmp_path, names=["mexc-paper", "10.0.0.7", "*.paper.lan", "127.0.0.2"]))
+    ca = cert(tmp_path / "data" / "tls" / "ca.crt")
+    # MEXC's two hosts, not the mexc.com subtree (www.mexc.com is where users log in);
+    # no address subtree: BoringSSL (pymexc's curl_cffi) refuses a CA that has one
+    assert permitted(ca) == ["api.mexc.com", "localhost", "mexc-paper", "paper.lan", "wbs-api.mexc.com"]
+
+
+def test_a_ca_made_without_name_constraints_is_made_anew(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CA from before the constraint (or any CA that may sign for other names) is
+    replaced, key and all, on the next start."""
+    s = settings(tmp_path)
+    load(s)
+    folder = tls.tls_dir(s)
+    key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+    old = cert(folder / "ca.crt")
+    unconstrained = x509.CertificateBuilder(
+        subject_name=old.subject, issuer_name=old.subject, public_key=old.public_key(),
+        serial_number=old.serial_number, not_valid_before=old.not_valid_before_utc,
+        not_valid_after=old.not_valid_after_utc,
+        extensions=[e for e in old.extensions if not isinstance(e.value, x509.NameConstraints)],
+    ).sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    (folder / "ca.crt").write_bytes(unconstrained.public_bytes(serialization.Encoding.PEM))
+    caplog.clear()
+    server = load(s)
+    new = cert(folder / "ca.crt")
+    assert new.public_key() != old.public_key()
+    assert "api.mexc.com" in permitted(new)
+    assert server.leaf is not None and server.leaf.issued
+    cert(folder / "leaf.crt").verify_directly_issued_by(new)
+    assert "it could sign for any name (made by an older version)" in caplog.text
+    assert "clients must trust the new" in caplog.text
+
+
+def test_the_ca_command_exports_the_servers_ca_even_for_other_names(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`python -m proxy ca` run with another configuration (other names, or no TLS section)
+    exports the CA the server made and warns; only the server makes a CA anew, so the two
+    never replace each other's CA in turn."""
+    load(settings(tmp_path, names=["mexc-paper"]))
+    folder = tmp_path / "data" / "tls"
+    made = (folder / "ca.crt").read_bytes()
+    caplog.clear()
+    no_tls = Settings(storage=StorageSettings(path=str(tmp_path / "data" / "p.db")))
+    for other in (settings(tmp_path), no_tls):
+        assert tls.ca_certificate(other).pem == made
+    assert (folder / "ca.crt").read_bytes() == made
+    assert "the sidecar makes a new CA at its next start" in caplog.text
+    assert tls.ca_certificate(settings(tmp_path, names=["mexc-paper"])).pem == made
 
 
 def test_a_lost_ca_key_means_a_new_ca_and_leaf(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
