@@ -6,21 +6,21 @@ State changes need `Content-Type: application/json` (a cross-site form cannot se
 without a CORS preflight, which we never grant) and the admin token (`X-Admin-Token` or
 `Authorization: Bearer`) whenever one is configured; without one, only a request that
 reached a loopback address (`trust.arrived_on_loopback`, on either listener) may change
-state. The admin API is a sub-app behind `trust.middleware`: a Host that is not loopback or
-configured, or a state change whose Origin/Referer names another site, gets 403 (DNS
-rebinding). A switch to live needs `{"mode": "live", "confirm": "LIVE"}`.
+state. The admin API is a sub-app behind `trust.admin_middleware`: a Host that is not
+loopback or configured, unless the request carries the admin token, or a state change whose
+Origin/Referer names another site, gets 403 (DNS rebinding). A switch to live needs
+`{"mode": "live", "confirm": "LIVE"}`.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 
-from . import __version__, jsonutil, keys, trust
+from . import __version__, bodies, jsonutil, keys, trust
 from .config import mask_key
 from .tape.replay import ClockMoveError, Replay
 
@@ -33,17 +33,11 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def admin_token_ok(request: web.Request) -> bool:
     """True when the request may change state as far as the admin token goes."""
-    settings = request.config_dict[keys.SETTINGS]
-    token = settings.server.admin_token
-    if token is None:
+    if request.config_dict[keys.SETTINGS].server.admin_token is None:
         # without a token, only a request that reached a loopback address may change state
         # (decided by this request's connection, on either listener)
         return trust.arrived_on_loopback(request)
-    given = request.headers.get("X-Admin-Token", "")
-    auth = request.headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
-        given = given or auth[7:]
-    return hmac.compare_digest(given.encode(), token.encode())
+    return trust.presents_admin_token(request)
 
 
 def _guard(request: web.Request) -> None:
@@ -193,7 +187,7 @@ _AMOUNT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 async def _asset_amount(request: web.Request, allow_zero: bool) -> tuple[str, Decimal]:
     try:
-        data = jsonutil.loads_decimal(await request.read())
+        data = jsonutil.loads_decimal(await bodies.read(request))
         raw_asset, raw_amount = data["asset"], data["amount"]
         asset = str(raw_asset).upper()
         if isinstance(raw_amount, str) and not _AMOUNT.fullmatch(raw_amount):
@@ -252,7 +246,7 @@ async def set_mode(request: web.Request) -> web.Response:
     _guard(request)
     mode = request.config_dict[keys.MODE]
     try:
-        data = jsonutil.loads(await request.read())
+        data = jsonutil.loads(await bodies.read(request))
         wanted = str(data["mode"])
     except (ValueError, KeyError, TypeError):
         raise web.HTTPBadRequest(reason='expected {"mode": "paper"|"live"}') from None
@@ -290,7 +284,7 @@ async def move_clock(request: web.Request) -> web.Response:
     _guard(request)
     replay = _replay(request)
     try:
-        body = jsonutil.loads(await request.read())
+        body = jsonutil.loads(await bodies.read(request))
     except ValueError:
         raise web.HTTPBadRequest(reason='expected {"advance_ms": <int>} or {"to_ms": <int>}') from None
     try:
@@ -321,8 +315,8 @@ API_PREFIX = "/admin/api/"
 def install(app: web.Application) -> None:
     """Add ADMIN_ROUTES to the API app: /healthz and /metrics on it (they answer any
     Host: Docker's health check, Prometheus by service name), the admin API as a sub-app
-    at /admin/api/ behind `trust.middleware` (Host and Origin checks)."""
-    api = web.Application(middlewares=[trust.middleware])
+    at /admin/api/ behind `trust.admin_middleware` (Host and Origin checks)."""
+    api = web.Application(middlewares=[trust.admin_middleware])
     for r in ADMIN_ROUTES:
         if r.path.startswith(API_PREFIX):
             api.router.add_route(r.method, r.path[len(API_PREFIX) - 1:], r.handler)

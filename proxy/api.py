@@ -19,7 +19,7 @@ from urllib.parse import unquote, unquote_plus
 
 from aiohttp import web
 
-from . import jsonutil, keys, render, signing
+from . import bodies, jsonutil, keys, render, signing
 from .config import mask_key
 from .engine.model import Event, OrderType, Side
 from .engine.rules import NewOrder
@@ -91,17 +91,31 @@ def upstream_failure(exc: UpstreamError) -> ApiError:
     return ApiError(Err.SERVICE_UNAVAILABLE)
 
 
-# where unsigned GETs may go upstream (live passthrough forwards signed paths as received)
+# where requests may go upstream: unsigned GETs, and in live mode signed requests
 PUBLIC_PREFIXES = ("/api/v3/", "/api/v1/contract/")
 _PATH = re.compile(r"[A-Za-z0-9/_.-]+", re.ASCII)  # every character MEXC's paths use
+_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
+# a live path segment that needs its percent-encoding, decoded: RFC 3986's path characters
+# (no `;` path parameters) and an encoded `/`; never `%` (double encoding), `\`, controls
+_ENCODED_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,=:@/-]+", re.ASCII)
 
 
-def upstream_path(raw_path: str, prefixes: tuple[str, ...] = PUBLIC_PREFIXES) -> str | None:
+def upstream_path(
+    raw_path: str, prefixes: tuple[str, ...] = PUBLIC_PREFIXES, *, keep_encoded: bool = False
+) -> str | None:
     """The path to send upstream for `raw_path` as received (still percent-encoded), or
     None when there is none (the caller answers 404). Decoded once, as the upstream
     would; `.`, `..` and empty segments resolved; only the characters MEXC's paths use
     (no `%`, `\\`, `;`, controls); under one of `prefixes`. `/api/v3/%2e%2e/%2e%2e/x`
-    would otherwise reach `/x` on the upstream host."""
+    would otherwise reach `/x` on the upstream host.
+
+    `keep_encoded` (live passthrough): resolved segment by segment, so an encoded `/` stays
+    inside its segment, and a segment that needs its percent-encoding (`a%2Fb`: one
+    segment, not two) is sent as received, as long as its decoded text holds only path
+    characters and no dot-segment (`%2e%2e%2fx` is refused); any other segment is sent
+    decoded (`%64epth` as `depth`)."""
+    if keep_encoded:
+        return _live_path(raw_path, prefixes)
     if "%" in raw_path or "/." in raw_path or "//" in raw_path:
         segments: list[str] = []
         for seg in unquote(raw_path).split("/"):
@@ -120,6 +134,30 @@ def upstream_path(raw_path: str, prefixes: tuple[str, ...] = PUBLIC_PREFIXES) ->
     return raw_path
 
 
+def _live_path(raw_path: str, prefixes: tuple[str, ...]) -> str | None:
+    segments: list[str] = []
+    for raw in raw_path.split("/"):
+        seg = unquote(raw) if "%" in raw else raw
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if not segments:
+                return None
+            segments.pop()
+        elif _SEGMENT.fullmatch(seg):
+            segments.append(seg)
+        elif _ENCODED_SEGMENT.fullmatch(seg) and all(
+            part not in ("", ".", "..") for part in seg.split("/")
+        ):
+            segments.append(raw)  # its percent-encoding as received (`a%2Fb`)
+        else:
+            return None
+    last = raw_path.rsplit("/", 1)[-1]
+    tail = "/" if segments and (last == "" or unquote(last) in (".", "..")) else ""
+    path = "/" + "/".join(segments) + tail
+    return path if path.startswith(prefixes) else None
+
+
 def only_params(raw: str, names: tuple[str, ...]) -> str:
     """The first `name=value` pair of each of `names` found in `raw` (names matched
     exactly after percent-decoding, as MEXC reads them), in the order of `names`, values
@@ -135,6 +173,24 @@ def only_params(raw: str, names: tuple[str, ...]) -> str:
     return "&".join(found[n] for n in names if n in found)
 
 
+def normal_symbols(raw: str) -> str:
+    """`symbols=` of an exchangeInfo query (from `only_params`) as one spelling per set of
+    symbols: split at commas (`%2C` too), each stripped and upper-cased, sorted, each once
+    (`symbols=ethusdt, BTCUSDT,BTCUSDT` -> `symbols=BTCUSDT,ETHUSDT`). Each spelling was a
+    cache entry of its own, and MEXC answers a list with the whole symbols' rules: 300
+    lists of a 2 MB answer took half a gigabyte. A list with anything but symbols is left as
+    sent (the upstream refuses it). UNSURE: whether MEXC reads lower-case symbols in the
+    list; its symbols are upper case, and a sorted list selects the same symbols."""
+    head, sep, rest = raw.partition("symbols=")
+    if not sep or (head and not head.endswith("&")):
+        return raw
+    value, amp, tail = rest.partition("&")
+    names = {v.strip().upper() for v in unquote_plus(value).split(",")} - {""}
+    if not names or not all(_SYMBOL.fullmatch(n) for n in names):
+        return raw
+    return f"{head}symbols={','.join(sorted(names))}{amp}{tail}"
+
+
 async def passthrough(request: web.Request) -> web.Response:
     """Forward a public GET to the upstream; answer with its status, body and type."""
     upstream = request.app[keys.UPSTREAM]
@@ -145,7 +201,7 @@ async def passthrough(request: web.Request) -> web.Response:
     if path == "/api/v3/exchangeInfo":
         # cached: keyed (and asked) on what selects the answer, never on the raw query
         raw = only_params(request.rel_url.raw_query_string, ("symbol", "symbols"))
-        raw = signing.drop_signatures(raw)  # (`symbol=X;signature=...`)
+        raw = normal_symbols(signing.drop_signatures(raw))  # (`symbol=X;signature=...`)
         ttl = int(settings.upstream.exchange_info_ttl_s * 1000)
     else:
         # a public call may carry a signature (pymexc signs klines/avgPrice): never
@@ -228,7 +284,7 @@ async def authenticate(request: web.Request) -> tuple[KeyInfo, dict[str, str]]:
     if info is None:
         raise ApiError(Err.API_KEY_INVALID)
     raw_query = request.rel_url.raw_query_string
-    body = await request.read() if request.can_read_body else b""
+    body = await bodies.read(request) if request.can_read_body else b""
     params: dict[str, str] = {}
     signing.parse_pairs(raw_query, params)
     query_rest, sig = signing.split_signature(raw_query)
@@ -281,21 +337,25 @@ def _is_utf8(text: str) -> bool:
 
 
 async def forward_live(request: web.Request) -> web.Response:
-    """Live passthrough: the signed request goes to MEXC unchanged; the answer comes back
-    unchanged. Every live request is written to the audit log, marked live, whatever
-    happened: the upstream's status, or the kind of failure when there was no answer (a
-    timed-out order's status is UNKNOWN, so the attempt itself must be on record)."""
+    """Live passthrough: the signed request goes to MEXC unchanged (its path normalised as
+    a public one's, `upstream_path`: a path that leaves MEXC's API prefixes is answered
+    404 and never forwarded); the answer comes back unchanged. Every forwarded request is
+    written to the audit log, marked live, whatever happened: the upstream's status, or
+    the kind of failure when there was no answer (a timed-out order's status is UNKNOWN,
+    so the attempt itself must be on record)."""
     upstream = request.app[keys.UPSTREAM]
-    body = await request.read() if request.can_read_body else b""
+    path = upstream_path(request.rel_url.raw_path, keep_encoded=True)
+    if path is None:
+        raise ApiError(Err.NOT_FOUND)
+    body = await bodies.read(request) if request.can_read_body else b""
     headers = {"Content-Type": request.headers.get("Content-Type", JSON)}
     api_key = request.headers.get("X-MEXC-APIKEY")
     if api_key:
         headers["X-MEXC-APIKEY"] = api_key
     try:
-        # the path as received, still percent-encoded (`a%2Fb` stays one segment)
+        # normalised, still percent-encoded where a segment needs it (`a%2Fb` stays one)
         resp = await upstream.forward(
-            request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
-            body or None, headers,
+            request.method, path, request.rel_url.raw_query_string, body or None, headers,
         )
     except UpstreamError as exc:
         _audit_live(request, api_key, {"status": None, "error": exc.kind})

@@ -384,6 +384,22 @@ def _balances(value: Any, key: str) -> dict[str, Decimal]:
     return out
 
 
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+
+
+def _visible_ascii(value: str | None, key: str) -> str | None:
+    """A secret that travels in an HTTP header or is signed with (the admin token, a
+    secret key, an API key): visible ASCII only. A client may send anything else in
+    another encoding (Latin-1), which neither compares equal nor is recognised in the log
+    by its redaction."""
+    if value is not None and value and not _VISIBLE_ASCII.fullmatch(value):
+        raise ConfigError(
+            f"{key}: must be visible ASCII characters only (letters, digits, punctuation; "
+            "no spaces, no accents or other non-ASCII characters)"
+        )
+    return value
+
+
 def _accounts(value: Any) -> tuple[AccountSettings, ...]:
     if value is None:
         return ()
@@ -393,8 +409,8 @@ def _accounts(value: Any) -> tuple[AccountSettings, ...]:
     seen: set[str] = set()
     for i, item in enumerate(value):
         sec = _Section(item, f"accounts[{i}]")
-        api_key = sec.str("api_key", None, required=True)
-        secret = sec.str("secret_key", None, required=True)
+        api_key = _visible_ascii(sec.str("api_key", None, required=True), f"accounts[{i}].api_key")
+        secret = _visible_ascii(sec.str("secret_key", None, required=True), f"accounts[{i}].secret_key")
         assert api_key is not None and secret is not None
         if api_key in seen:
             raise ConfigError(f"accounts[{i}].api_key: duplicate api key {mask_key(api_key)}")
@@ -411,9 +427,12 @@ _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", re.ASCII)
 
 
 def _allowed_hosts(value: Any) -> tuple[str, ...]:
-    """server.allowed_hosts: host names or IP addresses, without scheme or port."""
+    """server.allowed_hosts: host names or IP addresses, without scheme or port; a list,
+    or one comma-separated string (so `${MEXC_PAPER_ALLOWED_HOSTS}` can set them)."""
     if value is None:
         return ()
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list):
         raise ConfigError("server.allowed_hosts: must be a list of host names")
     out: list[str] = []
@@ -433,7 +452,8 @@ def _allowed_hosts(value: Any) -> tuple[str, ...]:
                 ) from None
         elif not _HOST_NAME.fullmatch(name):
             raise ConfigError(f"{key}: a host name or IP address without scheme or port, got {item!r}")
-        out.append(name.rstrip("."))
+        if name.rstrip(".") not in out:
+            out.append(name.rstrip("."))
     return tuple(out)
 
 
@@ -561,7 +581,7 @@ def settings_from_mapping(
     server = ServerSettings(
         host=s.str("host", "127.0.0.1") or "127.0.0.1",
         port=port,
-        admin_token=s.str("admin_token", None) or None,
+        admin_token=_visible_ascii(s.str("admin_token", None) or None, "server.admin_token"),
         max_body_bytes=s.int("max_body_bytes", 65536, 1024, 64 * 1024 * 1024),
         strict_signature=s.bool("strict_signature", False),
         allowed_hosts=_allowed_hosts(s.raw("allowed_hosts")),

@@ -125,6 +125,9 @@ class Err(enum.Enum):
     # --- transport ---
     NOT_FOUND = (404, 404, "Not Found")  # UNSURE: MEXC's body for unknown paths
     METHOD_NOT_ALLOWED = (405, 405, "Method Not Allowed")
+    # a request whose body did not arrive within server.header_timeout_s (proxy/bodies.py);
+    # not a MEXC code: HTTP's 408, which clients read as a timeout (ccxt: RequestTimeout)
+    REQUEST_TIMEOUT = (408, 408, "Request Timeout: the request body did not arrive within {seconds} s")
     PAYLOAD_TOO_LARGE = (413, 413, "Request Entity Too Large")
     TOO_MANY_REQUESTS = (429, 429, "Too Many Requests")
     INTERNAL = (500, 500, "Internal error")

@@ -80,15 +80,27 @@ REDACTED = "<redacted>"
 def _written_forms(value: str) -> set[str]:
     """How a traceback or a message may write `value`: as is, escaped as in a str's or a
     bytes' repr (aiohttp shows a rejected header line as bytes), JSON-escaped, and
-    percent-encoded."""
+    percent-encoded; and, for a value that is not ASCII, as the bytes of a client that
+    sent it Latin-1 (or cp1252) encoded, and as its UTF-8 read as Latin-1. (The config
+    refuses secrets that are not visible ASCII; this covers any other source.)"""
+    utf8 = value.encode("utf-8", "surrogateescape")
     forms = {
         value,
         repr(value)[1:-1],
-        repr(value.encode("utf-8", "surrogateescape"))[2:-1],
+        repr(utf8)[2:-1],
         jsonutil.dumps_str(value)[1:-1],
         quote(value, safe=""),
         quote_plus(value, safe=""),
+        utf8.decode("latin-1"),
+        repr(utf8.decode("latin-1"))[1:-1],
     }
+    for encoding in ("latin-1", "cp1252"):
+        try:
+            raw = value.encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        text = raw.decode("utf-8", "surrogateescape")
+        forms.update((repr(raw)[2:-1], text, repr(text)[1:-1], quote(raw, safe="")))
     return {f for f in forms if f}
 
 

@@ -17,6 +17,19 @@ file:// page) names none. The MEXC API (/api/v3, /api/v1), /healthz, /metrics an
 not behind this check: bots in Docker reach them by service name, and signed requests are
 protected by their signatures.
 
+The admin API (not the dashboard) answers any Host when the request carries the
+configured admin token (`server.admin_token`, in `X-Admin-Token` or `Authorization:
+Bearer`; `presents_admin_token`). The Host check stops a page that borrows the authority of
+where a request comes from (a loopback connection, which needs no token); a rebinding page
+cannot know the token, and a browser never adds either header to a request by itself (a
+page's script would need a CORS preflight, which is never granted). So a script in another
+container may call the admin API by the container's address, or by a name nobody listed,
+as long as it sends the token; its Origin/Referer, when present, are still checked. The
+dashboard keeps the Host check in every case: its pages are read without a token, and
+hand out the CSRF cookie and token. Without a configured token nothing changes: the Host
+must be trusted. (`server.allowed_hosts` reads `$MEXC_PAPER_ALLOWED_HOSTS`; the Docker
+image sets it to its service name, `mexc-paper`, so the dashboard works by that name too.)
+
 The decision is a function of the request (`refusal`), so what is trusted depends on
 the listener a request arrived on: over TLS (`server.tls`) the names the certificate holds
 beyond the built-in ones (`server.tls.names`) are trusted too; no other site can be served
@@ -32,6 +45,7 @@ the container's address is not) and `is_tls`.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable
@@ -114,13 +128,33 @@ def _url_host(value: str) -> str | None:
     return f"[{host}]" if ":" in host else host
 
 
-def refusal(request: web.Request) -> str | None:
-    """Why `request` may not use the dashboard or the admin API; None when it may."""
+def presents_admin_token(request: web.Request) -> bool:
+    """The request carries `server.admin_token` (`X-Admin-Token`, or `Authorization:
+    Bearer`); False when none is configured."""
+    token = request.config_dict[keys.SETTINGS].server.admin_token
+    if token is None:
+        return False
+    given = request.headers.get("X-Admin-Token", "")
+    auth = request.headers.get("Authorization", "")
+    if not given and auth.startswith("Bearer "):
+        given = auth[7:]
+    # (as bytes: compare_digest refuses non-ASCII str; aiohttp gives headers as Latin-1)
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode())
+
+
+def refusal(request: web.Request, token_vouches: bool = False) -> str | None:
+    """Why `request` may not use the dashboard or the admin API; None when it may.
+    `token_vouches` (the admin API): a request that presents the admin token may use any
+    Host."""
     host = request.headers.get("Host")
-    if host is not None and not host_trusted(request, host):
+    if (
+        host is not None
+        and not host_trusted(request, host)
+        and not (token_vouches and presents_admin_token(request))
+    ):
         return (
             "this Host is not served here: use localhost, or add the name to "
-            "server.allowed_hosts"
+            "server.allowed_hosts (or send the admin token, on the admin API)"
         )
     if request.method not in SAFE_METHODS:
         for header in ("Origin", "Referer"):
@@ -135,9 +169,19 @@ def refusal(request: web.Request) -> str | None:
 
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """First middleware of the dashboard and admin sub-apps: a refused request gets a
-    bare 403 (no page, no cookie, no CSRF token)."""
+    """First middleware of the dashboard sub-app: a refused request gets a bare 403 (no
+    page, no cookie, no CSRF token)."""
     reason = refusal(request)
+    if reason is not None:
+        raise web.HTTPForbidden(reason=reason)
+    return await handler(request)
+
+
+@web.middleware
+async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """First middleware of the admin API sub-app: as `middleware`, but the admin token
+    vouches for any Host."""
+    reason = refusal(request, token_vouches=True)
     if reason is not None:
         raise web.HTTPForbidden(reason=reason)
     return await handler(request)

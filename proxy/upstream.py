@@ -383,6 +383,9 @@ class MexcClient:
     # ones go first, then the oldest. Keys are (path, query) and bots choose the query:
     # callers pass only the parameters that matter (api.passthrough), this is the bound.
     cache_max = 256
+    # and most bytes of answer bodies in it (the count alone let 256 full exchangeInfo
+    # answers of 2 MB stay); an answer larger than this is not cached at all
+    cache_max_bytes = 32 * 1024 * 1024
     # every this many insertions the expired entries are dropped even below the bound
     _SWEEP_EVERY = 64
 
@@ -504,26 +507,36 @@ class MexcClient:
             self._inflight[key] = fut
             fut.add_done_callback(lambda _f, k=key: self._inflight.pop(k, None))
         resp = await asyncio.shield(fut)
-        if ttl_ms and resp.status == 200:
+        if ttl_ms and resp.status == 200 and len(resp.body) <= self.cache_max_bytes:
             self._cache.pop(key, None)  # (re)inserted last: the order is the age
             self._cache[key] = (self.monotonic() + ttl_ms / 1000, resp)
             self._inserted()
         return resp
 
+    def cache_bytes(self) -> int:
+        """Bytes of answer bodies in the cache."""
+        return sum(len(resp.body) for _, resp in self._cache.values())
+
     def _inserted(self) -> None:
         """Keep the caches bounded: every `_SWEEP_EVERY` insertions, or when one is over
-        `cache_max`, drop expired answers, then the oldest, and the parsed values of
-        answers no longer cached."""
+        `cache_max` entries or `cache_max_bytes`, drop expired answers, then the oldest,
+        and the parsed values of answers no longer cached. (The bytes are summed on each
+        insertion, one per upstream answer: at most 256 lengths, a few microseconds.)"""
         self._inserts += 1
         cache, parsed = self._cache, self._parsed
-        over = len(cache) > self.cache_max or len(parsed) > self.cache_max
+        size = self.cache_bytes()
+        over = len(cache) > self.cache_max or len(parsed) > self.cache_max or size > self.cache_max_bytes
         if not over and self._inserts % self._SWEEP_EVERY:
             return
         now = self.monotonic()
         for key in [k for k, (until, _) in cache.items() if until <= now]:
-            del cache[key]
+            size -= len(cache.pop(key)[1].body)
         for key in list(cache)[: max(0, len(cache) - self.cache_max)]:
-            del cache[key]
+            size -= len(cache.pop(key)[1].body)
+        for key in list(cache):
+            if size <= self.cache_max_bytes:
+                break
+            size -= len(cache.pop(key)[1].body)
         for key in [k for k, (resp, _) in parsed.items() if cache.get(k, (0, None))[1] is not resp]:
             del parsed[key]
 

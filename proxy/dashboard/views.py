@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from .. import __version__, jsonutil, keys, trust
+from .. import __version__, bodies, jsonutil, keys, trust
 from ..admin import admin_token_ok
 from ..service import PaperService
 from ..store import StoreError
@@ -178,7 +178,7 @@ def _prepare(request: web.Request) -> None:
 
 async def _guarded_form(request: web.Request) -> Any:
     """The POSTed form, once the request has proved it may change state."""
-    form = await request.post()
+    form = await bodies.form(request)
     token = form.get(csrf.FIELD)
     if not csrf.token_ok(
         request.config_dict[keys.DASHBOARD_SECRET],

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import ssl
+import stat
 import subprocess
 import sys
 import time
@@ -97,9 +98,9 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
         assert opt in out
 
 
-def test_docker_command_starts_outside_docker(tmp_path: Path) -> None:
-    """The image's CMD with the image's environment, run as a plain process."""
-    port = free_port()
+def image_command(port: int) -> list[str]:
+    """The Dockerfile's CMD arguments after `python -m proxy`, on 127.0.0.1:`port` (a test
+    must not listen on 0.0.0.0)."""
     cmd = None
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if line.startswith("CMD "):
@@ -107,10 +108,22 @@ def test_docker_command_starts_outside_docker(tmp_path: Path) -> None:
     assert cmd is not None and cmd[:3] == ["python", "-m", "proxy"]
     args = cmd[3:]
     args[args.index("--port") + 1] = str(port)
-    args[args.index("--host") + 1] = "127.0.0.1"  # the test must not listen on 0.0.0.0
+    args[args.index("--host") + 1] = "127.0.0.1"
+    return args
+
+
+def image_environment() -> dict[str, str]:
+    """The Dockerfile's ENV."""
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    image_env = dict(kv.split("=", 1) for kv in next(
+    return dict(kv.split("=", 1) for kv in next(
         ln for ln in text.splitlines() if ln.startswith("ENV "))[4:].split())
+
+
+def test_docker_command_starts_outside_docker(tmp_path: Path) -> None:
+    """The image's CMD with the image's environment, run as a plain process."""
+    port = free_port()
+    args = image_command(port)
+    image_env = image_environment()
     assert image_env["MEXC_PAPER_TLS_PORT"] == "8443"  # the image's TLS listener
     tls_port = free_port()
     env = {"PROXY_CONFIG": str(ROOT / "config.yaml"), "MEXC_PAPER_DB": str(tmp_path / "d" / "p.db"),
@@ -134,6 +147,54 @@ def test_docker_command_starts_outside_docker(tmp_path: Path) -> None:
         _out, err = proc.communicate(timeout=5)
     assert proc.returncode == 0
     assert f"listen=http://127.0.0.1:{port},https://127.0.0.1:{tls_port} tls=local-ca:" in err
+
+
+def test_other_containers_reach_the_admin_api_and_the_dashboard_by_service_name(tmp_path: Path) -> None:
+    """The image's CMD with the image's whole environment and the committed config, as a
+    bot's or a CI job's container reaches it: `Host: mexc-paper` (the compose service
+    name) with the admin token. The image trusts its service name (MEXC_PAPER_ALLOWED_HOSTS)
+    on the plain listener too; before, only over TLS, so a plain admin call answered 403
+    "this Host is not served here". The admin token vouches for any other Host (the
+    container's address); without it, and on the dashboard, that Host is refused. The data
+    folder the TLS listener makes first is owner-only."""
+    port, tls_port = free_port(), free_port()
+    token = "ci-token-Jw2v9"
+    env = {**image_environment(), "PROXY_CONFIG": str(ROOT / "config.yaml"),
+           "MEXC_PAPER_DB": str(tmp_path / "d" / "paper.sqlite3"), "MEXC_PAPER_TLS_PORT": str(tls_port),
+           "MEXC_PAPER_ADMIN_TOKEN": token}
+    assert env["MEXC_PAPER_ALLOWED_HOSTS"] == "mexc-paper"
+    proc = start([*image_command(port), "--replay", str(DEMO)], cwd=tmp_path, env=env)
+
+    def call(method: str, path: str, host: str, **headers: str) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        body = b"{}" if method == "POST" else None
+        conn.request(method, path, body=body, headers={"Host": host, "Content-Type": "application/json",
+                                                       **headers})
+        resp = conn.getresponse()
+        out = resp.status, resp.read().decode()
+        conn.close()
+        return out
+
+    try:
+        wait_healthy(port, proc)
+        by_name, by_address = f"mexc-paper:{port}", f"172.18.0.5:{port}"
+        status, body = call("POST", "/admin/api/accounts/1/reset", by_name, **{"X-Admin-Token": token})
+        assert status == 200, body
+        assert call("GET", "/dashboard/", by_name)[0] == 200
+        assert call("GET", "/admin/api/accounts", by_name)[0] == 200
+        bearer = {"Authorization": f"Bearer {token}"}
+        status, body = call("POST", "/admin/api/accounts/1/reset", by_address, **bearer)
+        assert status == 200, body
+        assert call("POST", "/admin/api/accounts/1/reset", by_name)[0] == 401  # a change needs the token
+        for method, path in (("GET", "/admin/api/accounts"), ("POST", "/admin/api/accounts/1/reset"),
+                             ("GET", "/dashboard/")):
+            assert call(method, path, by_address)[0] == 403, (method, path)
+        assert call("GET", "/dashboard/", by_address, **{"X-Admin-Token": token})[0] == 403
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=5)
+    assert proc.returncode == 0, err
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o700
 
 
 def test_replay_orders_stay_out_of_the_normal_database_unless_db_names_it(tmp_path: Path) -> None:

@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
 
-from mexc_client import ccxt_query  # noqa: E402  (tests/ on the path first)
+from fake_upstream import FakeMexcThread  # noqa: E402  (tests/ on the path first)
+from mexc_client import ccxt_query  # noqa: E402
+from process_support import free_port  # noqa: E402
 
 
 def _root_conftest() -> Any:
@@ -167,3 +177,64 @@ def expected_totals(initial: Mapping[str, Decimal], fills: Iterable[Any], base: 
         add(quote, -quote_qty if buy else quote_qty)
         add(fee_asset, -fee)
     return totals
+
+
+# --------------------------------------------------------------------------- the real process
+
+ROOT = TESTS.parent
+
+
+def start_process(tmp_path: Path, cfg: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`python -m proxy` with `cfg` (its port filled in), stderr to a file; returns once
+    /healthz answers."""
+    port = free_port()
+    cfg = {**cfg, "server": {**cfg.get("server", {}), "port": port}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPER_TRADING", "PROXY_"))}
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(tmp_path / "config.yaml")],
+                                cwd=ROOT, env=env, stdout=err, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        assert proc.poll() is None, log_path.read_text()[-2000:]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return proc, port, log_path
+        except OSError:
+            assert time.monotonic() < deadline, "sidecar did not start"
+            time.sleep(0.02)  # polling another process's port: it offers no event to await
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and wait for the graceful exit."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+
+
+def raw_http(port: int, data: bytes, timeout: float = 5) -> bytes:
+    """Send `data` to 127.0.0.1:`port` and return everything read until the close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def base_config(fake: FakeMexcThread, tmp_path: Path, **server: Any) -> dict[str, Any]:
+    """A config for `start_process`: the fake upstream, one account, DEBUG logs, and the
+    `server` keys given."""
+    return {
+        "server": server,
+        "upstream": {"base_url": fake.url, "timeout_s": 2, "market_cache_ms": 0, "ws_url": None},
+        "storage": {"path": str(tmp_path / "db.sqlite3")},
+        "logging": {"level": "DEBUG", "format": "text", "access_log": True},
+        "accounts": [{"api_key": KEY, "secret_key": SECRET, "balances": {"USDT": "10000"}}],
+    }

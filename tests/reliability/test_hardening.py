@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
-import signal
+import re
 import socket
 import stat
 import subprocess
@@ -25,72 +26,40 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-import yaml
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from fake_upstream import FakeMexc, FakeMexcThread, Fault, Seen
-from process_support import free_port
-from relsupport import KEY, SECRET, record_figures
+from mexc_client import ccxt_query
+from relsupport import (
+    KEY,
+    SECRET,
+    base_config,
+    make_settings,
+    raw_http,
+    record_figures,
+    start_process,
+    stop_process,
+)
 from yarl import URL
 
-from proxy import keys, logsetup, parsers
-from proxy.config import AccountSettings, ConfigError, ServerSettings, Settings, settings_from_mapping
+from proxy import api, keys, logsetup, parsers
+from proxy.api import upstream_path
+from proxy.app import create_app
+from proxy.clock import FixedClock
+from proxy.config import (
+    AccountSettings,
+    ConfigError,
+    LiveSettings,
+    ServerSettings,
+    Settings,
+    settings_from_mapping,
+)
 from proxy.errors import ApiError, Err
 from proxy.parsers import ShapeError
 from proxy.store import Store
+from proxy.tls import TlsServer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_process(tmp_path: Path, cfg: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """`python -m proxy` with `cfg` (its port filled in), stderr to a file; returns once
-    /healthz answers."""
-    port = free_port()
-    cfg = {**cfg, "server": {**cfg.get("server", {}), "port": port}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPER_TRADING", "PROXY_"))}
-    log_path = tmp_path / "stderr.log"
-    with log_path.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(tmp_path / "config.yaml")],
-                                cwd=ROOT, env=env, stdout=err, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        assert proc.poll() is None, log_path.read_text()[-2000:]
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            return proc, port, log_path
-        except OSError:
-            assert time.monotonic() < deadline, "sidecar did not start"
-            time.sleep(0.02)  # polling another process's port: it offers no event to await
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(10)
-
-
-def raw_http(port: int, data: bytes, timeout: float = 5) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        chunks = []
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def base_config(fake: FakeMexcThread, tmp_path: Path, **server: Any) -> dict[str, Any]:
-    return {
-        "server": server,
-        "upstream": {"base_url": fake.url, "timeout_s": 2, "market_cache_ms": 0, "ws_url": None},
-        "storage": {"path": str(tmp_path / "db.sqlite3")},
-        "logging": {"level": "DEBUG", "format": "text", "access_log": True},
-        "accounts": [{"api_key": KEY, "secret_key": SECRET, "balances": {"USDT": "10000"}}],
-    }
 
 
 # --------------------------------------------------------------------- 2. secrets in tracebacks
@@ -157,6 +126,69 @@ def test_every_secret_in_settings_is_redacted_from_every_part_of_a_record() -> N
     for secret in ("s3cr3t-s3cr3t-xyz", token, repr(token.encode())[2:-1], "tok\\\\é", "KEYKEYKEY"):
         assert secret not in out, secret
     assert "<redacted>" in out and "mx0v...KEY1" in out
+
+
+@pytest.mark.parametrize("key,cfg", [
+    ("server.admin_token", {"server": {"admin_token": "tökén-Zq81xWv0pLr7"}}),
+    ("server.admin_token", {"server": {"admin_token": "two words"}}),
+    ("server.admin_token", {"server": {"admin_token": "tab\there"}}),
+    ("accounts[0].secret_key", {"accounts": [{"api_key": "mx0vKEYKEYKEY1", "secret_key": "sécret-1234"}]}),
+    ("accounts[0].api_key", {"accounts": [{"api_key": "mx0vKÉYKEYKEY1", "secret_key": "s3cret"}]}),
+])
+def test_secrets_that_are_not_visible_ascii_are_refused_at_load(key: str, cfg: dict[str, Any]) -> None:
+    """A token a client may send Latin-1 encoded (aiohttp then logs its bytes, `t\\xf6k`,
+    a form the redaction did not know) never gets configured: ConfigError naming the key."""
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: must be visible ASCII"):
+        settings_from_mapping(cfg, {})
+    ok = settings_from_mapping({"server": {"admin_token": "A-z_0.9~!@#$%^&*()+={}[]|:;'<>,?/"}}, {})
+    assert ok.server.admin_token == "A-z_0.9~!@#$%^&*()+={}[]|:;'<>,?/"
+
+
+def test_a_non_ascii_admin_token_stops_the_process_naming_the_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPER_TRADING", "PROXY_"))}
+    env["MEXC_PAPER_ADMIN_TOKEN"] = "tökén-Zq81xWv0pLr7"
+    proc = subprocess.run([sys.executable, "-m", "proxy", "--config", str(ROOT / "config.yaml")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "configuration error: server.admin_token: must be visible ASCII" in proc.stderr
+    assert "Zq81xW" not in proc.stderr
+
+
+async def test_a_non_ascii_secret_sent_latin1_encoded_is_redacted_from_aiohttps_traceback() -> None:
+    """Defence in depth, for secrets from anywhere but the config: aiohttp logs a rejected
+    header as the bytes the client sent; the Latin-1 bytes of a non-ASCII secret are
+    recognised (as are its UTF-8 bytes, and its UTF-8 read as Latin-1 text)."""
+    token = "tökén-Zq81xWv0pLr7"
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logsetup.TextFormatter())
+    handler.addFilter(logsetup.ContextFilter(lambda: "paper", [token]))
+    server_log = logging.getLogger("aiohttp.server")
+    server_log.addHandler(handler)
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        for raw in (token.encode("latin-1"), token.encode("utf-8")):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nX-Admin-Token: " + raw + b"\x01\r\n"
+                         b"Content-Length: 0\r\n\r\n")
+            assert (await reader.read()).startswith(b"HTTP/1.0 400 Bad Request")
+            writer.close()
+    finally:
+        server_log.removeHandler(handler)
+        await runner.cleanup()
+    text = out.getvalue()
+    # and a message that wrote the UTF-8 bytes as Latin-1 text
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "header %s",
+                               (token.encode().decode("latin-1"),), None)
+    handler.handle(record)
+    text = out.getvalue()
+    assert text.count("Error handling request") == 2 and "header <redacted>" in text
+    assert leaked_pieces(text, "Zq81xWv0pLr7") == [], text
+    assert "\\xf6k\\xe9n" not in text and "t\\xc3\\xb6k" not in text
 
 
 # --------------------------------------------------------------------- 3. signature spellings
@@ -243,6 +275,63 @@ async def test_paths_are_forwarded_normalised(
     sent = [s.raw_path for s in fake.seen]  # (the equity recorder asks for prices at start)
     assert forwarded in sent
     assert [p for p in sent if "%" in p or "/." in p or "//" in p] == []
+
+
+async def live_client(aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock) -> TestClient:
+    settings = make_settings(tmp_path, str(fake_server.make_url("")).rstrip("/"),
+                             live=LiveSettings(enabled=True), mode="live")
+    return await aiohttp_client(create_app(settings, clock=clock))
+
+
+LIVE_KEY = {"X-MEXC-APIKEY": "mx0vrealkey12345"}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("path", [
+    *(p for p in ESCAPES if upstream_path(p) is None),  # (the others resolve inside /api/v3/)
+    "/api/v3/a%2F..%2F..%2Fx", "/api/v3/%2e%2e%2fcapital/withdraw", "/api/v3/x%2F%2Fy",
+    "/api/v3/%2e%2e/%2e%2e/%2e%2e/api/v3/order", "/api/v3/x%2F.", "/api/v3/%3Bx",
+])
+async def test_live_mode_forwards_no_path_outside_the_api(
+    aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path, clock: FixedClock,
+    method: str, path: str,
+) -> None:
+    """Live mode forwarded anything that looked signed with its raw path: `GET
+    /api/v3/%2e%2e/%2e%2e/x` with an X-MEXC-APIKEY header reached `/x` on MEXC's host.
+    Live paths go through the same normaliser as public ones: 404, nothing forwarded."""
+    client = await live_client(aiohttp_client, fake_server, tmp_path, clock)
+    q = ccxt_query({"coin": "USDT"}, "real-secret-we-never-see", ts=clock.now_ms())
+    resp = await client.session.request(
+        method, URL(f"http://127.0.0.1:{client.port}{path}?{q}", encoded=True), headers=LIVE_KEY)
+    assert (resp.status, await resp.json()) == (404, {"code": 404, "msg": "Not Found"})
+    assert fake.signed_requests() == []
+    await client.app[keys.STORE].flush()
+    assert await client.app[keys.STORE].events(kind="live.request") == []
+
+
+@pytest.mark.live_upstream
+@pytest.mark.parametrize("path,forwarded", [
+    ("/api/v3/order", "/api/v3/order"),
+    ("/api/v3/foo/%2e%2e/order", "/api/v3/order"),
+    ("/api/v3/%6Frder", "/api/v3/order"),
+    ("/api/v3//capital/./config/getall", "/api/v3/capital/config/getall"),
+    ("/api/v3/%2E%2E/%2E%2E/api/v3/capital/withdraw", "/api/v3/capital/withdraw"),
+    ("/api/v1/contract/%2e%2e/%2e%2e/v3/order", "/api/v3/order"),
+    # a segment that needs its encoding keeps it: one segment, not two
+    ("/api/v3/sub-account/a%2Fb", "/api/v3/sub-account/a%2Fb"),
+    ("/api/v3/sub-account/n%40me", "/api/v3/sub-account/n%40me"),
+])
+async def test_live_paths_are_forwarded_normalised(
+    aiohttp_client: Any, fake_server: Any, fake: FakeMexc, tmp_path: Path, clock: FixedClock,
+    path: str, forwarded: str,
+) -> None:
+    client = await live_client(aiohttp_client, fake_server, tmp_path, clock)
+    q = ccxt_query({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
+                    "price": "80000"}, "real-secret-we-never-see", ts=clock.now_ms())
+    url = URL(f"http://127.0.0.1:{client.port}{path}?{q}", encoded=True)
+    await client.session.post(url, headers=LIVE_KEY)
+    got = [s for s in fake.seen if s.headers.get("X-MEXC-APIKEY")]
+    assert [(s.method, s.raw_path, s.query) for s in got] == [("POST", forwarded, q)]
 
 
 # --------------------------------------------------------------------- 5. slow headers, many connections
@@ -386,6 +475,42 @@ async def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "paper.sqlite3").stat().st_mode) == 0o600
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+async def test_the_tls_listener_makes_the_data_folder_owner_only(tmp_path: Path, umask: int) -> None:
+    """With server.tls (the Docker image's default) the certificates are made before the
+    database: the storage folder and its missing parents are made by the TLS code, and
+    were 0755 (0775). Now every folder made for the data is 0700, whoever makes it first."""
+    db = tmp_path / "data" / "sub" / "paper.sqlite3"
+    settings = settings_from_mapping({"server": {"tls": {"port": 0}}, "storage": {"path": str(db)}}, {})
+    old = os.umask(umask)
+    try:
+        TlsServer(settings).load()
+        store = Store(str(db), "NORMAL")
+        await store.open()
+        await store.close()
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (db.parent / "tls", db.parent, db.parent.parent)}
+    assert modes == {"tls": 0o700, "sub": 0o700, "data": 0o700}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_the_ca_command_makes_the_data_folder_owner_only(tmp_path: Path, umask: int) -> None:
+    """`python -m proxy ca` before the first start makes the storage folder (for tls/):
+    owner-only too."""
+    data = tmp_path / "data"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"storage: {{path: {data / 'paper.sqlite3'}}}\nserver: {{tls: {{port: 8443}}}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROXY_", "MEXC_PAPER"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "proxy", "ca", "--config", str(cfg), "--out", str(tmp_path / "ca.pem")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, umask=umask,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "tls").stat().st_mode) == 0o700
+
+
 # --------------------------------------------------------------------- 7. the exchangeInfo cache
 
 
@@ -428,6 +553,53 @@ async def test_the_upstream_cache_is_bounded_and_drops_expired_entries(
     now[0] += upstream.settings.exchange_info_ttl_s + 1  # every entry has expired
     assert (await client.get("/api/v3/exchangeInfo?symbols=Y")).status == 200
     assert list(upstream._cache) == [("/api/v3/exchangeInfo", "symbols=Y")]
+
+
+async def test_a_symbols_list_is_one_cache_entry_whatever_its_spelling(
+    client: TestClient, fake: FakeMexc
+) -> None:
+    """`symbols=` lists that name the same symbols (case, spaces, order, repeats, an
+    encoded comma) ask the upstream once, with one spelling."""
+    upstream = client.app[keys.UPSTREAM]
+    calls = len(info_calls(fake))
+    for query in ("symbols=ETHUSDT,BTCUSDT", "symbols=btcusdt,ethusdt", "symbols=BTCUSDT,%20ETHUSDT,BTCUSDT",
+                  "symbols=ETHUSDT%2CBTCUSDT", "symbols=%20ethusdt%20,BTCUSDT,",
+                  "n=1&symbols=BTCUSDT,ETHUSDT"):
+        resp = await client.get(f"/api/v3/exchangeInfo?{query}")
+        assert resp.status == 200, query
+    assert info_calls(fake)[calls:] == ["symbols=BTCUSDT,ETHUSDT"]
+    assert [k for k in upstream._cache if k[0] == "/api/v3/exchangeInfo"] == [
+        ("/api/v3/exchangeInfo", "symbols=BTCUSDT,ETHUSDT")]
+    # what is not a list of symbols is forwarded as sent (and refused upstream)
+    assert api.normal_symbols("symbols=BTC/USDT,X") == "symbols=BTC/USDT,X"
+    assert api.normal_symbols("symbol=BTCUSDT&symbols=b,a") == "symbol=BTCUSDT&symbols=A,B"
+    assert api.normal_symbols("symbol=BTCUSDT") == "symbol=BTCUSDT"
+
+
+async def test_the_upstream_cache_is_bounded_by_bytes(client: TestClient, fake: FakeMexc) -> None:
+    """The bound is on bytes, not entries: 300 distinct `symbols=` lists, each answered
+    with the whole exchangeInfo (as MEXC answers any list), took RSS from 61 to 553 MB
+    under a bound of 256 entries. Here the bytes stay under cache_max_bytes (the newest
+    answers kept), and an answer larger than the bound is not cached at all."""
+    for i in range(300):  # a bigger exchangeInfo, as MEXC's 2,500 symbols
+        fake.add_symbol(f"X{i:04d}")
+    upstream = client.app[keys.UPSTREAM]
+    size = len(await (await client.get("/api/v3/exchangeInfo")).read())
+    assert size > 200_000
+    assert upstream.cache_max_bytes == 32 * 1024 * 1024  # the production bound (documented)
+    upstream.cache_max_bytes = 4 * size + size // 2
+    assert upstream.cache_max > 40  # the entry bound alone would have kept all of them
+    for i in range(40):
+        assert (await client.get(f"/api/v3/exchangeInfo?symbols=BTCUSDT,X{i:04d}")).status == 200
+        assert upstream.cache_bytes() <= upstream.cache_max_bytes
+    kept = [q for p, q in upstream._cache if p == "/api/v3/exchangeInfo"]
+    assert kept == [f"symbols=BTCUSDT,X{i:04d}" for i in range(36, 40)], kept
+    upstream.cache_max_bytes = size - 1
+    calls = len(info_calls(fake))
+    for _ in range(2):
+        assert (await client.get("/api/v3/exchangeInfo?symbols=BTCUSDT,X0100")).status == 200
+    assert len(info_calls(fake)) == calls + 2  # too large to keep: asked again
+    assert ("/api/v3/exchangeInfo", "symbols=BTCUSDT,X0100") not in upstream._cache
 
 
 # --------------------------------------------------------------------- 8. upstream errors labelled JSON

@@ -24,7 +24,7 @@ from relsupport import KEY, NOW, SECRET, Caller, make_settings
 from proxy import keys, trust
 from proxy.app import create_app
 from proxy.clock import FixedClock
-from proxy.config import ConfigError, LiveSettings, ServerSettings, settings_from_mapping
+from proxy.config import ConfigError, LiveSettings, ServerSettings, load_settings, settings_from_mapping
 
 FOREIGN = ["attacker.example", "attacker.example:8080", "127.0.0.1.attacker.example",
            "localhost.attacker.example", "evil.localhost", "127.1", "2130706433", "0.0.0.0",
@@ -141,8 +141,48 @@ async def test_configured_hosts_and_the_listen_address_are_trusted(
         resp = await client.get("/dashboard/", headers={"Host": host})
         assert resp.status == 403, host
         resp = await client.post("/admin/api/accounts/1/fund", json={"asset": "USDT", "amount": "1"},
-                                 headers={"Host": host, **auth})
+                                 headers={"Host": host})
         assert resp.status == 403, host
+
+
+TOKEN = "tok-for-trust-tests"
+
+
+@pytest.mark.parametrize("host", ["172.18.0.5:8080", "sidecar", "attacker.example", "[fd00::5]:8080"])
+async def test_the_admin_token_vouches_for_any_host_on_the_admin_api_only(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, host: str
+) -> None:
+    """A script in another container calling the admin API by the sidecar's address (or a
+    name nobody listed) with the admin token is answered: a rebinding page cannot know the
+    token, and a browser never adds it by itself. Without the token, with a wrong one, or
+    with no token configured, the Host is checked; the dashboard always checks it; the
+    Origin/Referer rule still holds."""
+    client = await app_client(aiohttp_client, fake_server, tmp_path,
+                              server=ServerSettings(admin_token=TOKEN))
+    fund = ("/admin/api/accounts/1/fund", {"asset": "USDT", "amount": "1"})
+    for auth in ({"X-Admin-Token": TOKEN}, {"Authorization": f"Bearer {TOKEN}"}):
+        resp = await client.get("/admin/api/accounts/1", headers={"Host": host, **auth})
+        assert resp.status == 200, await resp.text()
+        resp = await client.post(fund[0], json=fund[1], headers={"Host": host, **auth})
+        assert resp.status == 200, await resp.text()
+    usdt = next(b.free for b in client.app[keys.SERVICE].balances(1) if b.asset == "USDT")
+    assert str(usdt) == "10002"
+    for auth in ({}, {"X-Admin-Token": TOKEN + "x"}, {"Authorization": "Bearer nope"},
+                 {"X-Admin-Token": "", "Authorization": "Basic " + TOKEN}):
+        for method, path in (("GET", "/admin/api/accounts"), ("POST", fund[0])):
+            resp = await client.request(method, path, json=fund[1], headers={"Host": host, **auth})
+            assert resp.status == 403, (auth, method, await resp.text())
+            assert "this Host is not served here" in (await resp.json())["error"]
+    resp = await client.post(fund[0], json=fund[1], headers={
+        "Host": host, "X-Admin-Token": TOKEN, "Origin": "http://attacker.example"})
+    assert resp.status == 403 and "Origin names another site" in (await resp.json())["error"]
+    for path in ("/dashboard/", "/dashboard/settings"):
+        resp = await client.get(path, headers={"Host": host, "X-Admin-Token": TOKEN})
+        assert resp.status == 403 and "Set-Cookie" not in resp.headers
+    # no token configured: nothing vouches, whatever the request carries
+    client = await app_client(aiohttp_client, fake_server, tmp_path / "none")
+    resp = await client.post(fund[0], json=fund[1], headers={"Host": host, "X-Admin-Token": TOKEN})
+    assert resp.status == 403
 
 
 @pytest.mark.parametrize("path", ["/api/v3/ping", "/api/v3/time", "/api/v3/depth?symbol=BTCUSDT",
@@ -234,9 +274,21 @@ def test_allowed_hosts_config_is_validated() -> None:
     s = settings_from_mapping({"server": {"allowed_hosts": ["Paper.Internal", "[fd00::1]", "10.0.0.2"]}}, {})
     assert s.server.allowed_hosts == ("paper.internal", "fd00::1", "10.0.0.2")
     assert settings_from_mapping({}, {}).server.allowed_hosts == ()
-    for bad in ("paper.internal", ["http://x"], ["x/y"], ["a:80"], [""], [5], ["a b"], {"a": 1}):
+    for bad in (["http://x"], ["x/y"], ["a:80"], [""], [5], ["a b"], {"a": 1}, "a b, c", "x/y"):
         with pytest.raises(ConfigError, match=r"server\.allowed_hosts"):
             settings_from_mapping({"server": {"allowed_hosts": bad}}, {})
+
+
+def test_allowed_hosts_come_from_the_environment_in_the_committed_config() -> None:
+    """`allowed_hosts: ${MEXC_PAPER_ALLOWED_HOSTS:-}`: one comma-separated string, as
+    server.tls.names (the Docker image sets it to its service name)."""
+    root = Path(__file__).resolve().parents[2]
+    committed = load_settings(root / "config.yaml", {})
+    assert committed.server.allowed_hosts == ()
+    s = load_settings(root / "config.yaml", {"MEXC_PAPER_ALLOWED_HOSTS": "mexc-paper, Paper.LAN,10.0.0.2,"})
+    assert s.server.allowed_hosts == ("mexc-paper", "paper.lan", "10.0.0.2")
+    twice = settings_from_mapping({"server": {"allowed_hosts": "a.example,a.example"}}, {})
+    assert twice.server.allowed_hosts == ("a.example",)
 
 
 @pytest.mark.parametrize("value,name", [
