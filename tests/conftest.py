@@ -19,7 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_upstream import FakeMexc
 from mexc_client import ccxt_query
-from skip_policy import pytest_runtest_makereport  # noqa: F401  (CI fails on undeclared skips)
+from skip_policy import (  # noqa: F401  (CI fails on undeclared skips)
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
 
 from proxy.accesslog import SafeAccessLogger
 from proxy.app import create_app

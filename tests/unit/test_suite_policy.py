@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import skip_policy
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -36,9 +37,13 @@ def test_expected_failure():
 '''
 
 
-def run_mini_suite(tmp_path: Path, ci: bool) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "conftest.py").write_text("from skip_policy import pytest_runtest_makereport  # noqa\n")
-    (tmp_path / "test_mini.py").write_text(MINI_SUITE)
+def run_mini_suite(
+    tmp_path: Path, ci: bool, modules: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "conftest.py").write_text(
+        "from skip_policy import pytest_make_collect_report, pytest_runtest_makereport  # noqa\n")
+    for name, text in (modules or {"test_mini.py": MINI_SUITE}).items():
+        (tmp_path / name).write_text(text)
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS")}
     env["PYTHONPATH"] = str(TESTS)
     if ci:
@@ -85,6 +90,83 @@ def test_outside_ci_skips_stay_skips(tmp_path: Path) -> None:
         "skip: README block not run by the suite: docker (example)": "SKIPPED",
     }
     assert "undeclared skip" not in proc.stdout
+
+
+# skips that happen before any test of the module runs: at collection, or at setup from
+# a mark on the module, a class or a fixture
+COLLECTION_SKIPS = {
+    "test_modskip.py": 'import pytest\npytest.skip("fixture folder outside the repository is missing", '
+                       'allow_module_level=True)\n\ndef test_never_runs():\n    assert False\n',
+    "test_importorskip.py": 'import pytest\npytest.importorskip("no_such_module_mexc_paper")\n\n'
+                            'def test_never_runs():\n    assert False\n',
+}
+SETUP_SKIPS = '''
+import pytest
+
+pytestmark = pytest.mark.skipif(True, reason="marked on the module")
+
+def test_module_mark():
+    pass
+'''
+CLASS_AND_FIXTURE_SKIPS = '''
+import pytest
+
+@pytest.fixture
+def tool():
+    pytest.skip("the tool is missing (from a fixture)")
+
+def test_fixture_skip(tool):
+    pass
+
+@pytest.mark.skip(reason="marked on the class")
+class TestMarked:
+    def test_class_mark(self):
+        pass
+
+@pytest.mark.parametrize("x", [])
+def test_empty_parameters(x):
+    pass
+'''
+DECLARED_AT_COLLECTION = (
+    'import pytest\npytest.skip("README block not run by the suite: docker (example)", '
+    'allow_module_level=True)\n\ndef test_never_runs():\n    assert False\n'
+)
+
+
+@pytest.mark.parametrize("module", sorted(COLLECTION_SKIPS))
+def test_under_ci_a_skip_at_collection_is_a_collection_error(tmp_path: Path, module: str) -> None:
+    """A module-level skip (or importorskip) skips every test of the module without any
+    test reporting it: under CI it passed silently. Now it is a collection error naming
+    the reason (the run stops, as on any module that cannot be imported)."""
+    proc = run_mini_suite(tmp_path, ci=True, modules={module: COLLECTION_SKIPS[module]})
+    out = proc.stdout
+    assert proc.returncode != 0, out
+    assert f"ERROR {module}" in out or f"ERROR collecting {module}" in out, out
+    assert "undeclared skip under CI=true: " in out
+    assert f"({module})" in out and "must be declared with its reason" in out
+    local = run_mini_suite(tmp_path, ci=False, modules={module: COLLECTION_SKIPS[module]})
+    # (exit code 5: no test was collected, the module's one skipped)
+    assert local.returncode == 5 and " 1 skipped" in local.stdout, local.stdout
+    assert "undeclared" not in local.stdout
+
+
+def test_under_ci_a_declared_skip_at_collection_still_skips(tmp_path: Path) -> None:
+    proc = run_mini_suite(tmp_path, ci=True, modules={"test_declared.py": DECLARED_AT_COLLECTION})
+    assert proc.returncode == 5 and " 1 skipped" in proc.stdout, proc.stdout
+    assert "undeclared" not in proc.stdout
+
+
+def test_under_ci_skips_from_marks_and_fixtures_fail(tmp_path: Path) -> None:
+    """Skips at setup (a mark on the module or a class, a fixture, an empty parameter
+    set) were already caught: kept so."""
+    proc = run_mini_suite(tmp_path, ci=True, modules={"test_mini.py": CLASS_AND_FIXTURE_SKIPS,
+                                                      "test_module_mark.py": SETUP_SKIPS})
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    for reason in ("marked on the module", "the tool is missing (from a fixture)", "marked on the class",
+                   "got empty parameter set"):
+        assert f"undeclared skip under CI=true: {reason}" in out, reason
+    assert "SKIPPED" not in out and "passed" not in out
 
 
 def test_every_declared_skip_says_why() -> None:
