@@ -95,7 +95,8 @@ class UpstreamSettings:
     exchange_info_ttl_s: float = 300.0
     # how old a book / trades / last price the engine may use (ms)
     market_cache_ms: int = 250
-    # write every public upstream answer to this cassette (vcrpy YAML) while running
+    # write every public upstream answer and stream frame to this cassette while running
+    # (vcrpy's YAML plus `stream:` items: RecordingTransport)
     record_path: str | None = None
     # serve the upstream from this cassette instead of the network (offline)
     replay_path: str | None = None

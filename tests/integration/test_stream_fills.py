@@ -277,6 +277,7 @@ async def test_a_recording_holds_the_stream_frames_beside_the_rest_answers(
     deals = fake_ws.deals_frame(SYMBOL, [("87005", "0.001", BUY_TAKER, NOW + 1)])
     await fake_ws.push(f"spot@public.aggre.deals.v3.api.pb@100ms@{SYMBOL}", deals)
     await env.until(lambda: feed.trades_in >= 1)
+    await app[keys.UPSTREAM].transport.flush()  # written in batches: what is buffered, now
     items = yaml.safe_load(cassette.read_text())["interactions"]
     rest_items = [it for it in items if "request" in it]
     stream_items = [it["stream"] for it in items if "stream" in it]

@@ -433,6 +433,7 @@ async def test_every_frame_is_recorded_with_its_channel_and_arrival_time(
         await sink.wait(2)
     finally:
         await relay.close()
+        await rec.close()  # a clean stop writes what the recording still buffers
     data = yaml.safe_load(cassette.read_text())
     assert data["version"] == 1
     assert data["interactions"] == [
