@@ -48,6 +48,8 @@ MEXC's connection rules (reference 9.1), and how they are applied here:
   - an unknown, expired or deleted listenKey: the text `Invalid listen key`, then close
     1008 (MEXC's text; its close code is UNSURE). A key deleted (DELETE) or expiring
     while connected ends its connections: 1000 "listen key deleted" / "listen key expired".
+    In live mode a key the sidecar did not issue is MEXC's: the connection is relayed to
+    MEXC's stream instead (livepass.py), never in paper mode.
 The timeouts are `websocket.*` settings (tests shorten them). At shutdown every connection
 gets 1001 "server shutting down".
 """
@@ -66,11 +68,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..clock import Clock
 from ..config import WebSocketSettings
-from ..feed import ChangeFeed, Committed
+from ..feed import MODE_SWITCH, ChangeFeed, Committed
 from ..metrics import LabelledCounter, Metrics
 from . import protocol, push
 from .channels import FrameSink, PublicChannels
 from .listenkeys import ListenKeys, mask
+from .livepass import LiveStreams
 
 log = logging.getLogger("proxy.ws")
 
@@ -492,6 +495,8 @@ class StreamHub:
         self._by_key: dict[str, set[Connection]] = {}
         self._unsubscribe_feed: Callable[[], None] | None = None
         self._expiry: asyncio.Task[None] | None = None
+        # live mode armed with a ws_url: MEXC's listenKeys relayed to MEXC (livepass.py)
+        self.live: LiveStreams | None = None
         self.count_push = LabelledCounter(metrics.ws_pushes).inc
         self.count_disconnect = LabelledCounter(metrics.ws_disconnects).inc
         metrics.ws_connections.labels("private").set_function(
@@ -518,6 +523,8 @@ class StreamHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._expiry
             self._expiry = None
+        if self.live is not None:
+            await self.live.close()
         for conn in list(self.connections):
             conn.cut_off(WSCloseCode.GOING_AWAY, "server shutting down", "shutdown")
         closers = [c.closer for c in list(self.connections) if c.closer is not None]
@@ -535,6 +542,9 @@ class StreamHub:
     # ------------------------------------------------------------------ routing
     def _on_commit(self, record: Committed) -> None:
         """The feed's callback: hand the record to the queues of its accounts' streams."""
+        if record.kind == MODE_SWITCH and record.mode is not None and record.mode[1] != "live":
+            if self.live is not None:
+                self.live.paper()
         private = self._private
         if not private:
             return
@@ -625,15 +635,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
     from .. import keys as app_keys  # (not at the top: keys imports StreamHub from here)
 
     hub = request.app[app_keys.USER_STREAMS]
+    key: str | None = request.query.get("listenKey")
+    account_id = hub.keys.account_of(key) if key is not None else None
+    if key is not None and account_id is None and hub.live is not None and request.app[app_keys.MODE].is_live:
+        return await hub.live.handle(request, key)  # MEXC's key, live mode: MEXC's stream
     ws = web.WebSocketResponse(
         autoping=True, compress=False, max_msg_size=MAX_MESSAGE_BYTES, timeout=CLOSE_TIMEOUT_S
     )
     await ws.prepare(request)
-    key: str | None = None
-    account_id: int | None = None
-    if "listenKey" in request.query:
-        key = request.query["listenKey"]
-        account_id = hub.keys.account_of(key)
+    if key is not None:
         if account_id is None:
             hub.count_disconnect("invalid_key")
             await _refuse(ws, protocol.INVALID_LISTEN_KEY, "Invalid listen key")
