@@ -8,17 +8,25 @@ pushing frames encoded with ccxt's MEXC classes). One loop and one thread: the t
 is sent and the time a client receives it are read from the same clock, with no thread
 switch in between.
 
-- latency: the fake pushes one deals frame at a time, its send time (perf_counter_ns)
-  written into the deal's `time` field; a local client subscribed through the sidecar's
-  /ws reads it back. The same client subscribed straight to the fake gives the baseline;
-  the relay's added latency is the difference of the medians (and of the p99s).
+- latency: two clients in this process, one subscribed straight to the fake, one through
+  the sidecar's /ws; the fake pushes one deals frame at a time to both (its send time,
+  perf_counter_ns, written into the deal's `time` field) and waits for both to have it.
+  Each frame's added latency is its time through the sidecar minus its time straight
+  from the fake, the same frame and send time both ways; its p50 and p99 are the relay's
+  added latency (not a difference of two percentiles). The fake writes the frame to the
+  sidecar's upstream connection first (it subscribed first), so the direct client's time
+  includes one extra socket write (microseconds): the added latency is understated by
+  that much at most.
 - fan-out: `fanout_clients` local clients subscribe one channel through the sidecar (one
   upstream subscription); the fake pushes `fanout_rate` frames/s for `fanout_s` seconds;
   every client must receive every frame. The sidecar's CPU time over the run, per 1,000
   frames delivered (frames x clients).
 - watched symbols: one resting order on each of `symbols` symbols; once every symbol's
-  trades and book come from the stream, the fake counts the REST requests the sidecar
-  makes while it pushes a depth diff and a deal per symbol every 100 ms.
+  trades and book come from the stream, the fake counts every REST request the sidecar
+  makes, whatever its path, while it pushes a depth diff and a deal per symbol every
+  100 ms: those for a watched symbol (any path: depth, trades, a ticker...) must be none;
+  the rest (for all symbols, like the valuation's all-symbols ticker/price, or for
+  another symbol) are reported by path.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ CHANNEL = "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT"
 class Figures:
     via_ms: list[float] = field(default_factory=list)
     direct_ms: list[float] = field(default_factory=list)
+    added_ms: list[float] = field(default_factory=list)  # per frame: via - direct
     fanout_frames: int = 0
     fanout_clients: int = 0
     fanout_delivered: int = 0
@@ -62,7 +71,8 @@ class Figures:
     fanout_upstream_subscriptions: int = 0
     symbols: int = 0
     steady_s: float = 0.0
-    steady_rest: dict[str, int] = field(default_factory=dict)
+    steady_rest: dict[str, int] = field(default_factory=dict)  # by path (+ symbol)
+    steady_watched: int = 0  # requests for a watched symbol, any path
     init_rest: dict[str, int] = field(default_factory=dict)
     sync_s: float = 0.0
 
@@ -131,24 +141,46 @@ async def serves_ws(url: str) -> bool:
         return True
 
 
-async def latency(fakes: Fakes, url: str, n: int, gap_s: float) -> list[float]:
-    """ms from the fake's send to the client's receive, one frame in flight at a time."""
-    out: list[float] = []
+async def paired_latency(
+    fakes: Fakes, via_url: str, n: int, gap_s: float
+) -> tuple[list[float], list[float], list[float]]:
+    """ms from the fake's send to each client's receive, for the same frames: (through the
+    sidecar, straight from the fake, the difference per frame). One frame in flight."""
+    via: list[float] = []
+    direct: list[float] = []
+    got: dict[str, dict[int, float]] = {"via": {}, "direct": {}}
+    arrived = asyncio.Event()
     async with aiohttp.ClientSession() as session:
-        ws = await subscribe(session, url, CHANNEL)
+        through = await subscribe(session, via_url, CHANNEL)
         await fakes.ws.wait_for(lambda: fakes.ws.subscribers(CHANNEL) >= 1)
+        straight = await subscribe(session, fakes.ws_url, CHANNEL)
+        await fakes.ws.wait_for(lambda: fakes.ws.subscribers(CHANNEL) >= 2)
+
+        async def read(name: str, ws: aiohttp.ClientWebSocketResponse) -> None:
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.BINARY:
+                    t = time.perf_counter_ns()
+                    deal = decode_aggre_deals(decode_push(msg.data).body)[0]
+                    got[name][int(deal.quantity)] = (t - deal.time_ms) / 1e6
+                    arrived.set()
+
+        readers = [asyncio.create_task(read("via", through)), asyncio.create_task(read("direct", straight))]
         try:
             for i in range(n):
                 await fakes.ws.push(CHANNEL, timed_frame(fakes, i))
-                while True:
-                    msg = await ws.receive(timeout=10)
-                    if msg.type is aiohttp.WSMsgType.BINARY:
-                        out.append((time.perf_counter_ns() - sent_ns(msg.data)) / 1e6)
-                        break
+                async with asyncio.timeout(10):
+                    while i not in got["via"] or i not in got["direct"]:
+                        arrived.clear()
+                        await arrived.wait()
                 await asyncio.sleep(gap_s)
         finally:
-            await ws.close()
-    return out
+            for t in readers:
+                t.cancel()
+            await through.close()
+            await straight.close()
+    via = [got["via"][i] for i in range(n)]
+    direct = [got["direct"][i] for i in range(n)]
+    return via, direct, [v - d for v, d in zip(via, direct, strict=True)]
 
 
 async def fanout(
@@ -219,7 +251,7 @@ async def watched(fakes: Fakes, base: str, symbols: int, seconds: float, f: Figu
                 raise RuntimeError(f"symbols not all on the stream after 60 s: {sources}")
             await asyncio.sleep(0.1)
         f.sync_s = time.perf_counter() - t0
-        f.init_rest = _by_path(rest.seen[mark:])
+        f.init_rest = _by_path(rest.seen[mark:])[0]
         mark = len(rest.seen)
         t1 = time.perf_counter()
         k = 0
@@ -231,15 +263,21 @@ async def watched(fakes: Fakes, base: str, symbols: int, seconds: float, f: Figu
                 await ws.push_deals(name, [("101.00", "0.01", 1, now)])
             await asyncio.sleep(0.1)
         f.steady_s = time.perf_counter() - t1
-        f.steady_rest = _by_path(rest.seen[mark:])
+        f.steady_rest, f.steady_watched = _by_path(rest.seen[mark:], set(names))
         f.symbols = symbols
 
 
-def _by_path(seen: list[Any]) -> dict[str, int]:
+def _by_path(seen: list[Any], watched: set[str] | None = None) -> tuple[dict[str, int], int]:
+    """Requests by path (with `?symbol=X` when they name one), and how many were for a
+    symbol of `watched`."""
     out: dict[str, int] = {}
+    for_watched = 0
     for s in seen:
-        out[s.path] = out.get(s.path, 0) + 1
-    return out
+        symbol = next((p.split("=", 1)[1] for p in s.query.split("&") if p.startswith("symbol=")), None)
+        key = s.path if symbol is None else f"{s.path}?symbol={symbol}"
+        out[key] = out.get(key, 0) + 1
+        for_watched += watched is not None and symbol in watched
+    return out, for_watched
 
 
 async def run_all(
@@ -258,10 +296,9 @@ async def run_all(
         try:
             url = f"ws://127.0.0.1:{sidecar.port}/ws"
             if await serves_ws(url):
-                await latency(fakes, fakes.ws_url, 20, 0.002)  # warm-up, both paths
-                await latency(fakes, url, 20, 0.002)
-                f.direct_ms = await latency(fakes, fakes.ws_url, latency_n, 0.002)
-                f.via_ms = await latency(fakes, url, latency_n, 0.002)
+                await paired_latency(fakes, url, 20, 0.002)  # warm-up
+                await fakes.ws.wait_for(lambda: fakes.ws.subscribers(CHANNEL) == 0)
+                f.via_ms, f.direct_ms, f.added_ms = await paired_latency(fakes, url, latency_n, 0.002)
                 await fakes.ws.wait_for(lambda: fakes.ws.subscribers(CHANNEL) == 0)
                 await fanout(fakes, url, fanout_clients, fanout_rate, fanout_s, sidecar.pid, f)
             await watched(fakes, f"http://127.0.0.1:{sidecar.port}", symbols, steady_s, f)
@@ -274,22 +311,25 @@ async def run_all(
 
 def summary(f: Figures) -> dict[str, float]:
     """The figures; those of /ws are NaN (n/a) when the sidecar does not serve it."""
-    market = sum(n for p, n in f.steady_rest.items() if p in ("/api/v3/depth", "/api/v3/trades"))
     nan = float("nan")
     med = statistics.median
     ws = bool(f.via_ms)
+    steady = f.steady_s or nan
+    other = sum(f.steady_rest.values()) - f.steady_watched
     return {
         "via_p50": med(f.via_ms) if ws else nan,
         "via_p99": pct(f.via_ms, 0.99),
         "direct_p50": med(f.direct_ms) if ws else nan,
         "direct_p99": pct(f.direct_ms, 0.99),
-        "added_p50": med(f.via_ms) - med(f.direct_ms) if ws else nan,
-        "added_p99": pct(f.via_ms, 0.99) - pct(f.direct_ms, 0.99),
+        "added_p50": pct(f.added_ms, 0.5),  # of the per-frame differences
+        "added_p99": pct(f.added_ms, 0.99),
+        "p99_difference": pct(f.via_ms, 0.99) - pct(f.direct_ms, 0.99),
         "delivered_pct": 100 * f.fanout_delivered / f.fanout_expected if f.fanout_expected else nan,
         "cpu_ms_per_1000": 1e6 * f.fanout_cpu_s / f.fanout_delivered if f.fanout_delivered else nan,
         "upstream_subs": float(f.fanout_upstream_subscriptions) if ws else nan,
-        "market_rest_per_s": market / f.steady_s if f.steady_s else float("nan"),
-        "all_rest_per_s": sum(f.steady_rest.values()) / f.steady_s if f.steady_s else float("nan"),
+        "watched_rest_per_s": f.steady_watched / steady,
+        "other_rest_per_s": other / steady,
+        "all_rest_per_s": sum(f.steady_rest.values()) / steady,
         "init_rest_per_symbol": sum(f.init_rest.values()) / max(1, f.symbols),
         "sync_s": f.sync_s,
     }

@@ -2,8 +2,8 @@
 end with resting paper orders, what such a cassette costs on disk, and the pytest
 fixture's start-up and teardown.
 
-The hour is generated for the benchmark in the format `--record` writes (vcrpy YAML, one
-item per answer with its `recorded_ms`, written by `yaml.safe_dump` as RecordingTransport
+The hour is generated for the benchmark in the format `--record` writes (vcrpy's YAML
+plus `recorded_ms`, one item per answer, written by `yaml.safe_dump` as RecordingTransport
 does): BTCUSDT's depth (20 levels a side) once a second, and its trades page (the newest
 100 trades, `paper.trades_limit`) once a second, as the REST-polling market watcher records
 them. A random walk around 87000 prints `trades` trades over the hour.

@@ -8,11 +8,30 @@ off (a stream here may stay quiet longer than MEXC's 60 s), `server.max_connecti
 process is the client: REST orders on raw keep-alive connections (bench/loadgen.py),
 streams with aiohttp's WebSocket client, frames decoded with the sidecar's own protobuf
 classes.
+
+Push latency is measured per order from three client-side times: the request sent, its
+acknowledgement received, its NEW push received. Reported: acknowledgement -> push as a
+signed difference (negative: the push came first, which is usual: the push leaves at the
+commit, the answer after it), request -> push and request -> acknowledgement.
+
+The stopped reader: a raw WebSocket client with a 4 KiB socket receive buffer that
+subscribes its account's private channels when the run starts (with the warm-up) and
+never reads again, against a sidecar with `websocket.send_queue` 64 (all three variants
+run with that setting). What it does not read piles up in the sidecar's socket send
+buffer first, which Linux grows up to `net.ipv4.tcp_wmem`'s maximum (4 MiB: ~3 MB were
+measured on loopback, about 7,500 orders' pushes), then in the send queue, and then the
+sidecar cuts it off: with 3 s windows at ~4,000 orders/s that happens inside the measured
+window, whose orders then straddle the cut-off (a smoke run's 0.4 s is too short for it).
+When it was cut off (from /metrics, polled every 100 ms in every variant, so each carries
+the same extra load) is reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +54,13 @@ def account(i: int) -> tuple[str, str]:
     return (KEY, SECRET) if i == 0 else (f"mx0vglbenchws{i:04d}", f"bench-ws-secret-{i}")
 
 
-def ws_config(workdir: Path, upstream_port: int, accounts: int) -> Path:
+# the send queue of the stopped-reader comparison (all three variants): small enough for the
+# cut-off to happen early in the measured window
+PLACEMENT_SEND_QUEUE = 64
+SILENT_RCVBUF = 4096
+
+
+def ws_config(workdir: Path, upstream_port: int, accounts: int, send_queue: int | None = None) -> Path:
     path = sidecar_config(workdir, upstream_port)
     cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     rich = cfg["accounts"][0]["balances"]
@@ -44,6 +69,8 @@ def ws_config(workdir: Path, upstream_port: int, accounts: int) -> Path:
         for i in range(accounts) for k, s in [account(i)]
     ]
     cfg["websocket"] = {"idle_timeout_s": 0}
+    if send_queue is not None:
+        cfg["websocket"]["send_queue"] = send_queue
     # every stream is an open connection: 1,000 of them need more than the default 512
     cfg["server"]["max_connections"] = 4096
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
@@ -92,8 +119,9 @@ async def open_stream(session: aiohttp.ClientSession, base: str, key: str) -> ai
 
 @dataclass
 class PushLatency:
-    latencies_ms: list[float] = field(default_factory=list)  # ack -> push, 0 if the push came first
+    latencies_ms: list[float] = field(default_factory=list)  # push - ack, signed (< 0: push first)
     request_ms: list[float] = field(default_factory=list)  # request sent -> push
+    ack_ms: list[float] = field(default_factory=list)  # request sent -> acknowledgement
     before_ack: int = 0  # pushes that reached the client before the order's acknowledgement
     acked: int = 0
     missing: int = 0
@@ -112,8 +140,8 @@ async def ack_to_push(base: str, host: str, port: int, placers: int, streams: in
     """`placers` clients (accounts 0..placers-1) place resting orders in a closed loop,
     each followed by a stream of its own account; `streams` streams in all are connected
     (the rest on accounts nobody trades on). For each order acknowledged in the measured
-    window: the time from its acknowledgement reaching the client to its NEW push reaching
-    the stream's reader (0 when the push came first)."""
+    window: its NEW push's arrival at the stream's reader minus its acknowledgement's
+    arrival (signed: negative when the push came first), and both from the request."""
     out = PushLatency()
     perf = time.perf_counter
     pushed: dict[str, float] = {}
@@ -168,8 +196,9 @@ async def ack_to_push(base: str, host: str, port: int, placers: int, streams: in
         if oid not in pushed:
             out.missing += 1
             continue
-        out.latencies_ms.append(max(0.0, pushed[oid] - t) * 1000)
+        out.latencies_ms.append((pushed[oid] - t) * 1000)
         out.request_ms.append((pushed[oid] - t0) * 1000)
+        out.ack_ms.append((t - t0) * 1000)
         out.before_ack += pushed[oid] < t
     return out
 
@@ -201,37 +230,106 @@ async def idle_streams(
     return before, during
 
 
+class SilentStream:
+    """A private stream that subscribes and never reads again: a raw socket with a
+    SILENT_RCVBUF receive buffer (set before connecting, so the TCP window stays that
+    small) and a reader that stops taking from it at once. aiohttp's client would keep
+    reading into its own 64 KiB buffer, and the kernel's default receive buffer holds
+    hundreds more: the sidecar would queue for seconds before its send queue filled."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int, listen_key: str) -> SilentStream:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SILENT_RCVBUF)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (host, port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
+        nonce = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET /ws?listenKey={listen_key} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise RuntimeError(f"no WebSocket: {head[:200]!r}")
+        writer.write(_masked_text(jsonutil.dumps({"method": "SUBSCRIPTION", "params": PRIVATE})))
+        first, second = await reader.readexactly(2)
+        size = second & 0x7F
+        if size == 126:
+            size = int.from_bytes(await reader.readexactly(2), "big")
+        ack = await reader.readexactly(size)
+        if first & 0x0F != 1 or jsonutil.loads(ack).get("msg") != ",".join(PRIVATE):
+            raise RuntimeError(f"subscription not acknowledged: {ack[:200]!r}")
+        return cls(reader, writer)  # ... and never read again
+
+    def close(self) -> None:
+        self.writer.transport.abort()
+
+
+def _masked_text(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 async def placement(base: str, host: str, port: int, stream: str, concurrency: int,
-                    duration_s: float, warmup_s: float) -> tuple[RunResult, float]:
+                    duration_s: float, warmup_s: float) -> tuple[RunResult, float | None, float]:
     """Resting orders of account 0 in a closed loop, with `stream` "none", "reading" (a
-    stream of the account that reads every push) or "silent" (one that subscribes and
-    then never reads again: aiohttp's client stops taking from the socket once 64 KiB
-    wait unread). Returns the run and how many streams the sidecar had cut off as slow
-    readers by its end."""
-    session = aiohttp.ClientSession() if stream != "none" else None
+    stream of the account that reads every push) or "silent" (a SilentStream of the
+    account), connected before the run. Returns the run, when the sidecar cut a slow
+    reader off (seconds into the measured window, negative: during the warm-up; None:
+    never) and how many it had cut off by the end."""
+    session = aiohttp.ClientSession()
     reader: asyncio.Task[None] | None = None
+    silent: SilentStream | None = None
+    loop = asyncio.get_running_loop()
+    cut_at: list[float] = []
     try:
-        if session is not None:
-            ws = await open_stream(session, base, await listen_key(session, base, KEY, SECRET))
-            if stream == "reading":
+        key = await listen_key(session, base, KEY, SECRET)
+        if stream == "reading":
+            ws = await open_stream(session, base, key)
 
-                async def drain() -> None:
-                    async for _msg in ws:
-                        pass
+            async def drain() -> None:
+                async for _msg in ws:
+                    pass
 
-                reader = asyncio.create_task(drain())
-        res = await closed_loop("127.0.0.1", port, resting_limit_orders(host), concurrency,
-                                duration_s, warmup_s)
-        return res, await disconnects(base, "slow_reader")
+            reader = asyncio.create_task(drain())
+        elif stream == "silent":
+            silent = await SilentStream.open("127.0.0.1", port, key)
+        t_start = loop.time() + warmup_s
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(0.1)
+                if not cut_at and await disconnects(base, "slow_reader", session) > 0:
+                    cut_at.append(loop.time() - t_start)
+
+        helpers = [asyncio.create_task(watch())]
+        try:
+            res = await closed_loop("127.0.0.1", port, resting_limit_orders(host), concurrency,
+                                    duration_s, warmup_s)
+        finally:
+            for t in helpers:
+                t.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        return res, (cut_at[0] if cut_at else None), await disconnects(base, "slow_reader", session)
     finally:
         if reader is not None:
             reader.cancel()
-        if session is not None:
-            await session.close()
+        if silent is not None:
+            silent.close()
+        await session.close()
 
 
-async def disconnects(base: str, reason: str) -> float:
-    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as r:
+async def disconnects(base: str, reason: str, session: aiohttp.ClientSession | None = None) -> float:
+    if session is None:
+        async with aiohttp.ClientSession() as own:
+            return await disconnects(base, reason, own)
+    async with session.get(f"{base}/metrics") as r:
         text = await r.text()
     line = f'mexc_paper_ws_disconnects_total{{reason="{reason}"}} '
     for ln in text.splitlines():

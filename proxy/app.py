@@ -35,6 +35,7 @@ from .upstream import HttpTransport, MexcClient, RecordingTransport, Transport
 from .watcher import MarketWatcher
 from .ws import streams
 from .ws.listenkeys import ListenKeys
+from .ws.livepass import LiveStreams
 from .ws.relay import StreamCollector, StreamRelay
 from .ws.stream import StreamClient
 from .ws.streams import StreamHub
@@ -243,6 +244,9 @@ def create_app(
             lambda: app.get(keys.PUBLIC_CHANNELS),
         )
         hub.start(app[keys.SERVICE].feed)
+        if settings.live_armed and settings.upstream.ws_url and replay is None:
+            # live mode: MEXC's listenKeys on /ws go to MEXC's stream (proxy/ws/livepass.py)
+            hub.live = LiveStreams(settings.upstream, guard)
         app[keys.USER_STREAMS] = hub
         yield
         await hub.shutdown()

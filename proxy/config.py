@@ -95,7 +95,8 @@ class UpstreamSettings:
     exchange_info_ttl_s: float = 300.0
     # how old a book / trades / last price the engine may use (ms)
     market_cache_ms: int = 250
-    # write every public upstream answer to this cassette (vcrpy YAML) while running
+    # write every public upstream answer and stream frame to this cassette while running
+    # (vcrpy's YAML plus `stream:` items: RecordingTransport)
     record_path: str | None = None
     # serve the upstream from this cassette instead of the network (offline)
     replay_path: str | None = None
@@ -187,6 +188,8 @@ class WebSocketSettings:
     # records and frames queued for one connection before it counts as a reader that
     # fell too far behind and is disconnected
     send_queue: int = 1024
+    # ... or bytes queued (relayed frames by their size; one item is always taken)
+    send_queue_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,6 +683,7 @@ def settings_from_mapping(
         idle_timeout_s=timeout("idle_timeout_s", 60.0),
         max_lifetime_s=timeout("max_lifetime_s", 86400.0),
         send_queue=w.int("send_queue", 1024, 16, 1_000_000),
+        send_queue_bytes=w.int("send_queue_bytes", 8 * 1024 * 1024, 64 * 1024, 1 << 30),
     )
     w.done()
     root.done()

@@ -213,7 +213,11 @@ class _Cursor:
 
 
 class PnlCache:
-    """Per-account PnL ledgers, brought up to date from the store on demand."""
+    """Per-account PnL ledgers, brought up to date from the store on demand.
+
+    It subscribes to the change feed: an account's ledger reads the store only after a
+    committed record brought it fills (or reset it), so the dashboard, which asks every
+    second, costs no query while nothing happens."""
 
     PAGE = 5000
 
@@ -222,6 +226,15 @@ class PnlCache:
         self._cursors: dict[int, _Cursor] = {}
         self._assets: dict[str, tuple[str, str]] = {}
         self._lock = asyncio.Lock()
+        self._dirty: set[int] = set()  # accounts with fills since their last catch-up
+        self.reads = 0  # catch-ups that read the store (tests)
+        self.unsubscribe = service.feed.subscribe(self._on_committed)
+
+    def _on_committed(self, record: Committed) -> None:
+        for f in record.fills:
+            self._dirty.add(f.account_id)
+        if record.reset is not None:
+            self._dirty.add(record.reset)
 
     async def ledger(self, account_id: int) -> PnlLedger:
         async with self._lock:
@@ -229,6 +242,10 @@ class PnlCache:
             cur = self._cursors.get(account_id)
             if cur is None or cur.resets != resets:
                 cur = self._cursors[account_id] = _Cursor(resets)
+            elif account_id not in self._dirty:
+                return cur.ledger  # no fill committed since the last catch-up
+            self._dirty.discard(account_id)  # (fills committed during the read mark it again)
+            self.reads += 1
             await self._catch_up(account_id, cur)
             return cur.ledger
 

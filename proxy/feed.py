@@ -4,19 +4,20 @@
 in memory and queued for the disk in the same event-loop step, so memory and disk see
 commands in the same order. When the store reports a batch durable, each command's
 `Committed` record is published here, in commit order; a batch that failed publishes
-nothing (its state is reloaded from the disk instead). Subscribers (the WebSocket user
-streams, the equity recorder, the dashboard) get the records synchronously, one call per
-record, and must neither block nor raise: a subscriber that needs to do work queues the
-record in a `FeedQueue` of its own, bounded, and is cut off when it falls too far behind
-(never waited for: a slow reader cannot delay an order's acknowledgement or another
-reader).
+nothing (its state is reloaded from the disk instead). Subscribers get the records
+synchronously, one call per record, and must neither block nor raise:
+  - the WebSocket hub (proxy/ws/streams.py) turns a record into pushes and queues them
+    per connection, bounded: a connection that falls too far behind is cut off, never
+    waited for, so a slow reader cannot delay an order's acknowledgement or another reader;
+  - the equity recorder marks a change (and a reset, which records at once);
+  - the dashboard's PnL ledgers (equity.PnlCache) mark the accounts with new fills, so a
+    page polled every second reads the store only when something happened;
+  - the market watcher starts watching a symbol when its first order rests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,6 +87,8 @@ class ChangeFeed:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
         self.published = 0  # the seq of the last record published
+        self.failures = 0  # subscriber calls that raised
+        self._failed: set[Subscriber] = set()
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call `callback(record)` for every record from now on; returns the unsubscribe."""
@@ -109,74 +112,11 @@ class ChangeFeed:
             try:
                 callback(record)
             except Exception:  # a subscriber's bug must not stop the others
-                log.exception("change-feed subscriber %r failed; removed", callback)
-                try:
-                    self._subscribers.remove(callback)
-                except ValueError:
-                    pass
-
-
-class FeedOverflow(Exception):
-    """The reader fell more than `maxsize` records behind and was cut off."""
-
-
-class FeedQueue:
-    """A bounded queue of records for one reader. When full, the reader is cut off: the
-    queue is closed, what it held is dropped, and `get()` raises FeedOverflow."""
-
-    def __init__(
-        self, feed: ChangeFeed, maxsize: int, accept: Callable[[Committed], bool] | None = None
-    ) -> None:
-        self.maxsize = maxsize
-        self._accept = accept
-        self._items: deque[Committed] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self.overflowed = False
-        self.closed = False
-        self._unsubscribe = feed.subscribe(self._put)
-
-    def _put(self, record: Committed) -> None:
-        if self.closed or (self._accept is not None and not self._accept(record)):
-            return
-        if len(self._items) >= self.maxsize:
-            self.overflowed = True
-            self.close()
-            return
-        self._items.append(record)
-        self._wake()
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._unsubscribe()
-            self._items.clear()
-            self._wake()
-
-    def get_nowait(self) -> Committed | None:
-        if self.overflowed:
-            raise FeedOverflow
-        return self._items.popleft() if self._items else None
-
-    async def get(self) -> Committed:
-        """The next record; FeedOverflow once cut off; asyncio.CancelledError-safe.
-        After `close()` without overflow, raises EOFError."""
-        while True:
-            if self.overflowed:
-                raise FeedOverflow
-            if self._items:
-                return self._items.popleft()
-            if self.closed:
-                raise EOFError
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+                # kept subscribed: dropping it would silently end, say, every push while
+                # the sockets stay open; its failures are counted and logged (the first
+                # one with its traceback)
+                self.failures += 1
+                if callback not in self._failed:
+                    self._failed.add(callback)
+                    log.exception("change-feed subscriber %r failed (kept; further "
+                                  "failures counted in ChangeFeed.failures)", callback)

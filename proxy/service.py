@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -53,6 +54,8 @@ from .upstream import MexcClient, UpstreamError
 log = logging.getLogger("proxy.service")
 
 MX_QUOTE_SYMBOL = "MXUSDT"
+# how old an MX price maker fills may convert their fee with (ms)
+MX_PRICE_MAX_AGE_MS = 5000
 # meta key present while a switch to paper pins paper mode across restarts (live armed)
 META_PAPER_PIN = "mode.paper_pinned"
 
@@ -136,6 +139,9 @@ class PaperService:
         self.resets: dict[int, int] = {}
         # set at start when a persisted switch to paper overrides an armed live mode
         self.paper_pin: dict[str, Any] | None = None
+        # a write failed and memory is not reloaded from the disk yet: nothing installs
+        self.recovering = False
+        self._mx_memo: tuple[float, Decimal] | None = None  # (monotonic s, MXUSDT)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -195,6 +201,10 @@ class PaperService:
         return loaded.meta
 
     def _on_store_failure(self, exc: BaseException) -> None:
+        """A write failed: memory holds commands the disk does not. Until memory is
+        reloaded from the disk, nothing is installed (a command would be computed on the
+        failed one's writes); the store fails what was queued behind it."""
+        self.recovering = True
         if self._reloading is None or self._reloading.done():
             self._reloading = asyncio.ensure_future(self._reload_after_failure())
 
@@ -202,9 +212,12 @@ class PaperService:
         await asyncio.sleep(0)
         try:
             await self._load()
-            log.warning("in-memory state reloaded from the database after a failed write")
         except Exception:
-            log.exception("reloading state after a failed write also failed")
+            log.exception("reloading state after a failed write also failed (retried at the "
+                          "next command)")
+            return
+        self.recovering = False
+        log.warning("in-memory state reloaded from the database after a failed write")
 
     # ------------------------------------------------------------------ helpers
     def account(self, account_id: int) -> AccountState:
@@ -266,6 +279,10 @@ class PaperService:
         of durability. Nothing may await between the engine run and this call."""
         if self.store.closing:
             raise ApiError(Err.INTERNAL, "storage is closing")
+        if self.recovering:
+            if self._reloading is None or self._reloading.done():  # the last reload failed
+                self._reloading = asyncio.ensure_future(self._reload_after_failure())
+            raise ApiError(Err.INTERNAL, "storage is recovering from a failed write; retry")
         ch = Changes() if changes is None else changes
         fills: tuple[Fill, ...] = ()
         if txn is not None:
@@ -541,9 +558,17 @@ class PaperService:
 
     async def on_market(self, symbol: str, book: object, trades: list[Trade]) -> int:
         """Feed the fill models; returns the number of fills produced."""
+        if self.recovering:  # memory is being reloaded from the disk: nothing installs
+            return 0
         mx_prices: dict[str, Decimal] = {}
-        if any(a.mx_deduct for a in self.state.accounts.values()):
-            price = await self.upstream.last_price(MX_QUOTE_SYMBOL)
+        resting = self.state.open_by_symbol.get(symbol)
+        if resting is not None and any(
+            self.state.accounts[o.account_id].mx_deduct for o in resting.orders.values()
+        ):
+            # only when a fill could pay its fee in MX, and a few seconds old at most: a
+            # market update every 100 ms must not cost a REST request each (the fee's
+            # conversion rate, not a price anything trades at)
+            price = await self._mx_fee_price()
             if price is not None:
                 mx_prices["USDT"] = price
         txn = matching.on_market(
@@ -554,6 +579,17 @@ class PaperService:
             return 0
         await self._commit(feed.MARKET, None, txn)
         return len(txn.fills)
+
+    async def _mx_fee_price(self) -> Decimal | None:
+        """MXUSDT for maker fills' MX fees, at most MX_PRICE_MAX_AGE_MS old."""
+        now = time.monotonic()
+        memo = self._mx_memo
+        if memo is not None and now - memo[0] < MX_PRICE_MAX_AGE_MS / 1000:
+            return memo[1]
+        price = await self.upstream.last_price(MX_QUOTE_SYMBOL)
+        if price is not None:
+            self._mx_memo = (now, price)
+        return price
 
     # ------------------------------------------------------------------ valuation
     async def symbol_price(self, symbol: str) -> Decimal | None:

@@ -182,6 +182,7 @@ _INSERT_EVENT = "INSERT INTO events (time_ms, account_id, kind, mode, data) VALU
 
 
 _STOP = object()  # the writer thread's last queue item
+_AFTER_FAILURE = StoreError("not written: accepted on top of a write that failed")
 
 
 @dataclass(slots=True)
@@ -192,6 +193,9 @@ class _Batch:
     group: list[tuple[Changes, asyncio.Future[None] | None]]
     # set when the SQL could not be built: settled in queue order, never executed
     error: Exception | None = None
+    # Store.generation when it was handed to the writer: a batch of a generation whose
+    # write (or build) failed is never executed (see Store._thread_main)
+    gen: int = 0
 
 
 # Multi-row statements: `INSERT ... VALUES (...), (...), ...` in chunks of a power of two
@@ -366,6 +370,14 @@ class Store:
         self.batches = 0
         self.batched_items = 0
         self.healthy = True
+        # Failure containment. Commands are installed in memory before they are written,
+        # so a command queued behind one whose write failed was computed on memory that
+        # held the failed one (balances are written as absolute values): writing it would
+        # put part of the failed command on disk. `generation` (loop thread) moves on when
+        # a failure is known; the writer never executes a batch of a generation at or
+        # below `_failed_gen` (writer thread), and what was still pending fails with it.
+        self.generation = 0
+        self._failed_gen = -1
 
     # ---- lifecycle ----
     async def open(self) -> None:
@@ -542,10 +554,10 @@ class Store:
             return
         group, self._pending = self._pending, []
         try:
-            self._queue.put(_Batch(self._batch_statements(group), group))
+            self._queue.put(_Batch(self._batch_statements(group), group, None, self.generation))
         except Exception as exc:  # a value SQLite or JSON cannot take: nothing is written
             # (through the queue, so that it is settled after the batches before it)
-            self._queue.put(_Batch([], group, exc))
+            self._queue.put(_Batch([], group, exc, self.generation))
 
     def _thread_main(self) -> None:
         """The writer thread: runs queued calls in order; batches queued while it was
@@ -565,24 +577,34 @@ class Store:
                     return
                 if isinstance(item, _Batch) and item.error is not None:
                     i += 1
+                    self._failed_gen = max(self._failed_gen, item.gen)
                     if not self._post(self._settle_batch, item.group, item.error):
+                        return
+                    continue
+                if isinstance(item, _Batch) and item.gen <= self._failed_gen:
+                    i += 1
+                    if not self._post(self._settle_batch, item.group, _AFTER_FAILURE, True):
                         return
                     continue
                 if isinstance(item, _Batch):
                     # batches queued while the last transaction ran: one transaction
                     statements: list[tuple[str, Sequence[Any]]] = []
                     group: list[tuple[Changes, asyncio.Future[None] | None]] = []
+                    gen = item.gen
                     while (
                         i < len(items) and isinstance(items[i], _Batch) and items[i].error is None
+                        and items[i].gen > self._failed_gen
                     ):
                         statements.extend(items[i].statements)
                         group.extend(items[i].group)
+                        gen = max(gen, items[i].gen)
                         i += 1
                     error: BaseException | None = None
                     try:
                         self._execute(statements)
                     except BaseException as exc:  # the disk said no: nothing of the batch is durable
                         error = exc
+                        self._failed_gen = max(self._failed_gen, gen)
                     if not self._post(self._settle_batch, group, error):
                         return
                     continue
@@ -605,11 +627,23 @@ class Store:
         return True
 
     def _settle_batch(
-        self, group: list[tuple[Changes, asyncio.Future[None] | None]], error: BaseException | None
+        self,
+        group: list[tuple[Changes, asyncio.Future[None] | None]],
+        error: BaseException | None,
+        after_failure: bool = False,
     ) -> None:
         if error is not None:
             self.healthy = False
-            log.critical("storage write failed, %d commands rejected: %s", len(group), error)
+            if after_failure:
+                log.error("%d commands rejected: they were accepted on top of a write that "
+                          "failed", len(group))
+            else:
+                log.critical("storage write failed, %d commands rejected: %s", len(group), error)
+                # what is handed to the writer from now on is of a new generation; what
+                # was installed and not handed over yet fails with the failed write
+                self.generation += 1
+                pending, self._pending = self._pending, []
+                group = group + pending
             for _, fut in group:
                 if fut is not None and not fut.done():
                     fut.set_exception(StoreError(str(error)))

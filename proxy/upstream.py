@@ -215,11 +215,11 @@ class HttpTransport:
 
 
 def load_cassette(path: str | Path) -> list[dict[str, Any]]:
-    """Interactions of a vcrpy (v1 YAML) cassette."""
+    """Interactions of a cassette (vcrpy's v1 YAML, or --record's superset of it)."""
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f)
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
-        raise ValueError(f"{path}: not a vcrpy cassette (no interactions list)")
+        raise ValueError(f"{path}: not a cassette (no interactions list)")
     return data["interactions"]
 
 
@@ -243,25 +243,53 @@ def interaction_parts(it: dict[str, Any]) -> tuple[str, str, str, RawResponse]:
     return req["method"].upper(), parts.path, parts.query, RawResponse(status, body, ctype, tuple(extra))
 
 
+# the C emitter when PyYAML has libyaml (the same text, ~7 times faster), else Python's
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# how often the recording's buffer is written out, and how much it may hold before that
+RECORD_FLUSH_S = 1.0
+RECORD_MAX_BUFFERED = 10_000
+
+
+def _sorted(value: Any) -> Any:
+    """`value` with every mapping's keys in sorted order (what `sort_keys=True` writes)."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    return value
+
+
 class RecordingTransport:
-    """Tees every public GET answer into a cassette (vcrpy v1 YAML), appending as it goes.
+    """Tees every public GET answer, and the market stream's frames, into a cassette.
 
-    The file stays valid YAML after every write: `version: 1` then `interactions:` with
-    list items appended at column 0. Only unsigned public GETs reach this transport; live
-    passthrough bypasses it, so no key or signature is ever written.
-
-    Each REST item carries `recorded_ms` (epoch ms when the answer arrived) beside
-    `request` and `response`. The market stream's frames (`append_stream`) go into the
-    same list, in arrival order, as items of their own:
+    The format is a superset of vcrpy's v1 YAML cassette: `version: 1` then
+    `interactions:`, a list appended to at column 0, so the file is valid YAML after every
+    write. Each REST answer is a vcrpy interaction (`request`, `response`) with one key
+    more, `recorded_ms` (epoch ms when the answer arrived), which vcrpy ignores. The
+    market stream's frames (`append_stream`) go into the same list, in arrival order, as
+    items of their own:
 
         - stream:
             channel: spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT
             recorded_ms: 1767205800456
             frame: <base64 of the raw binary frame>
+
+    vcrpy cannot load a cassette holding `stream:` items (it reads `request` from every
+    item: KeyError 'request'); one recorded with the stream off (`upstream.ws_url: null`)
+    or with nothing subscribed holds only interactions, which it loads. `--replay` (the
+    tape, proxy/tape/) reads both. Only unsigned public GETs reach this transport; live
+    passthrough bypasses it, so no key or signature is ever written.
+
+    Writing: items are buffered and written in batches, one append per batch, by a task
+    that runs every RECORD_FLUSH_S (1 s) or as soon as RECORD_MAX_BUFFERED items wait,
+    the YAML made and written in a worker thread: nothing is written on the event loop
+    per frame. `close()` (a clean stop) writes everything; a `kill -9` loses what arrived
+    in the last second at most, and one that strikes during a write may leave the last
+    item cut short (delete it by hand). A failed write (a full disk) is logged once and
+    stops the recording, never the sidecar.
     """
 
     def __init__(
-        self, inner: HttpTransport, path: str | Path, clock: Callable[[], int] | None = None
+        self, inner: HttpTransport, path: str | Path, clock: Callable[[], int] | None = None,
+        flush_s: float = RECORD_FLUSH_S,
     ) -> None:
         self.inner = inner
         self.path = Path(path)
@@ -269,14 +297,24 @@ class RecordingTransport:
         if not self.path.exists() or self.path.stat().st_size == 0:
             self.path.write_text("version: 1\ninteractions:\n", encoding="utf-8")
         self._clock = clock
+        self.flush_s = flush_s
         self.count = 0
         self.frames = 0
+        self.batches = 0
+        self.failed = False
+        self._buffer: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._closed = False
 
     def _now_ms(self) -> int:
         return self._clock() if self._clock is not None else time.time_ns() // 1_000_000
 
     async def start(self) -> None:
         await self.inner.start()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="cassette-writer")
 
     async def request(
         self,
@@ -300,12 +338,8 @@ class RecordingTransport:
                 "frame": base64.b64encode(frame).decode("ascii"),
             }
         }
-        self._write(item)
+        self._add(item)
         self.frames += 1
-
-    def _write(self, item: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(yaml.safe_dump([item], sort_keys=False, allow_unicode=True, width=1_000_000))
 
     def _append(self, path: str, raw_query: str, resp: RawResponse, recorded_ms: int) -> None:
         uri = f"{self.inner.base}{path}" + (f"?{raw_query}" if raw_query else "")
@@ -325,11 +359,56 @@ class RecordingTransport:
                 "status": {"code": resp.status, "message": ""},
             },
         }
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(yaml.safe_dump([item], sort_keys=True, allow_unicode=True, width=1_000_000))
+        self._add(_sorted(item))
         self.count += 1
 
+    # ---- the writer ----
+    def _add(self, item: dict[str, Any]) -> None:
+        if self.failed:
+            return
+        if self._closed:  # after close(): nothing batches any more
+            self._write([item])
+            return
+        self._buffer.append(item)
+        if len(self._buffer) >= RECORD_MAX_BUFFERED:
+            self._wake.set()
+
+    async def _write_loop(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_s)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what is buffered, in arrival order (one batch at a time)."""
+        async with self._lock:
+            batch, self._buffer = self._buffer, []
+            if batch and not self.failed:
+                await asyncio.to_thread(self._write, batch)
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            data = yaml.dump(
+                batch, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=1_000_000
+            ).encode("utf-8")
+            with self.path.open("ab", buffering=0) as f:
+                view = memoryview(data)
+                while view:
+                    view = view[f.write(view) or 0:]
+            self.batches += 1
+        except Exception:  # a full disk, a file gone: the recording stops, the sidecar not
+            self.failed = True
+            log.exception("writing the recording %s failed; recording stops", self.path)
+
     async def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._writer is not None:
+            await self._writer  # its last round writes what is buffered
+            self._writer = None
+        await self.flush()
+        self._closed = True
         await self.inner.close()
 
 

@@ -2,7 +2,8 @@
 
     python scripts/build_cassettes.py [--fixtures ../shared/fixtures/mexc]
 
-Outputs (vcrpy v1 YAML, reviewed artefacts; read the diff after re-running):
+Outputs (--record's format: vcrpy's v1 YAML, plus `stream:` items in demo.yaml, which vcrpy
+cannot load; reviewed artefacts; read the diff after re-running):
   cassettes/demo.yaml            the offline demo market (`python -m proxy --replay ...`)
   cassettes/mexc_public.yaml     every recorded public answer, for passthrough tests
   cassettes/mexc_errors.yaml     MEXC error answers (bodies as observed in the reference)

@@ -107,13 +107,20 @@ class Stream:
 
 class FakePublicChannels:
     """A PublicChannels (proxy/ws/channels.py) the test drives: `emit(channel, frame)`
-    hands a frame to every sink of the channel, byte for byte."""
+    hands a frame to every sink of the channel, byte for byte. A channel in `gates` is
+    answered only once its gate is set (an upstream that has not answered yet); a
+    subscription withdrawn while it waits is listed in `withdrawn`."""
 
-    def __init__(self, public: set[str] | None = None, refuse: set[str] | None = None) -> None:
+    def __init__(
+        self, public: set[str] | None = None, refuse: set[str] | None = None,
+        gates: dict[str, asyncio.Event] | None = None,
+    ) -> None:
         self.public = public  # None: every channel that is not private is public
         self.refuse = refuse or set()
+        self.gates = gates or {}
         self.sinks: dict[str, list[FrameSink]] = {}
         self.calls: list[tuple[str, str]] = []
+        self.withdrawn: list[str] = []
 
     def is_public(self, channel: str) -> bool:
         if self.public is None:
@@ -122,6 +129,13 @@ class FakePublicChannels:
 
     async def subscribe(self, channel: str, sink: FrameSink) -> bool:
         self.calls.append(("subscribe", channel))
+        gate = self.gates.get(channel)
+        if gate is not None:
+            try:
+                await gate.wait()
+            except asyncio.CancelledError:
+                self.withdrawn.append(channel)
+                raise
         if channel in self.refuse:
             return False
         self.sinks.setdefault(channel, []).append(sink)

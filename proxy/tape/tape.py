@@ -312,7 +312,8 @@ def _load_yaml(path: Path) -> Any:
 
 
 def load_tape(path: str | Path) -> Tape:
-    """Load a recorded (vcrpy) or scripted cassette, gzipped when its name ends in .gz.
+    """Load a recorded (vcrpy's YAML, plus stream frames) or scripted cassette, gzipped
+    when its name ends in .gz.
     Raises TapeError naming the file, and for scripted cassettes the line and field."""
     p = Path(path)
     text, data = _load_yaml(p)

@@ -4,6 +4,13 @@ Local subscribers of a channel (WebSocket clients of /ws, and the market watcher
 one upstream subscription: the first subscriber makes it, the last one to leave ends it.
 Each binary frame is handed to every sink of its channel as the very bytes MEXC sent.
 
+MEXC's answer to the subscription is every waiting subscriber's answer: a refusal refuses
+them all (and the next subscriber asks MEXC again). Once subscribed, a channel stays held
+upstream while it has local subscribers: after a drop it is resubscribed, and a refusal
+then is retried with backoff by the stream client (proxy/ws/stream.py), the subscribers
+staying subscribed. A subscriber that arrives while the channel is not held upstream
+(whatever the reason) makes the upstream subscription again.
+
 Channel names are checked against MEXC's public channels (reference section 9.3) before
 anything goes upstream; a name that is not one of them is refused here (the /ws handler
 answers MEXC's refusal) and never reaches MEXC.
@@ -90,16 +97,16 @@ class StreamRelay:
             return True
         self._sinks[channel] = (*current, sink)
         self._sinks_changed()
-        if not current:
-            # the first subscriber: one upstream call, in a task of its own so that a
-            # subscriber that leaves meanwhile (its connection closed) does not cancel it
-            # for the others
-            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self._pending[channel] = fut
-            task = asyncio.get_running_loop().create_task(self._open(channel, fut))
+        pending = self._pending.get(channel)
+        if pending is None and not self.client.wants(channel):
+            # not held upstream (the first subscriber, or a channel MEXC dropped): one
+            # upstream call, in a task of its own so that a subscriber that leaves
+            # meanwhile (its connection closed) does not cancel it for the others
+            pending = asyncio.get_running_loop().create_future()
+            self._pending[channel] = pending
+            task = asyncio.get_running_loop().create_task(self._open(channel, pending))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        pending = self._pending.get(channel)
         if pending is None:
             return True
         try:
@@ -114,7 +121,8 @@ class StreamRelay:
         try:
             ok = await self.client.subscribe(channel)
         finally:
-            del self._pending[channel]
+            if self._pending.get(channel) is fut:
+                del self._pending[channel]
             if ok and channel not in self._sinks:  # every subscriber left meanwhile
                 self.client.unsubscribe(channel)
                 ok = False

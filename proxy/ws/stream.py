@@ -12,10 +12,27 @@ Per connection:
 - a `{"method":"PING"}` every `ping_interval_s`; a connection that hears nothing (no
   push, no PONG) for `idle_timeout_s` is considered dead and dropped;
 - after any drop (MEXC also closes every connection after 24 h): reconnect with
-  exponential backoff (with jitter) and resubscribe everything it carried.
+  exponential backoff (with jitter) and resubscribe everything it carried. A socket counts
+  as up once MEXC has said something on it (an answer, a frame, a PONG), not at the
+  handshake: an upstream that accepts and closes at once (an IP MEXC blocks) is one
+  outage whose backoff keeps growing, not a reconnect every `backoff_min_s`.
 
-One warning per outage (the first drop or failed connect while the stream is wanted), one
-info line when every connection is back; retries in between log at DEBUG only.
+One warning per outage (the first drop or failed connect of a connection that carries
+subscriptions), one info line when it ends: every connection that carries subscriptions
+is up again, or the ones that were down are no longer wanted. Retries in between log at
+DEBUG only. While an outage is known, `subscribe` answers at once (the subscription is
+kept and made when the stream is back) instead of waiting `ack_timeout_s` for an answer
+that cannot come; a subscription waiting for its answer when an outage starts gets that
+answer then.
+
+MEXC's refusal of a channel (`Not Subscribed successfully! ...`) is final only as the
+answer to a subscription someone is waiting for (`subscribe` returns False; the relay
+refuses its local subscribers). A channel refused later, when it is resubscribed after a
+reconnect (or made after an outage, its subscribers already told it was subscribed), is
+kept: it is asked for again with the same exponential backoff (`backoff_min_s` doubling
+up to `backoff_max_s`) until MEXC accepts it; meanwhile it is not live (consumers fall
+back as during an outage). One warning when such a channel is first refused, one info
+line when it is accepted again; `status()["refused_channels"]` counts them.
 
 Each binary frame is handed over as the raw bytes with its channel (the wrapper's field
 1, read by `pbwire.channel_of`), so a relay can pass it on byte-identical. Only public
@@ -75,6 +92,7 @@ class _Conn:
         self.last_tx = 0.0
         self.failures = 0
         self.ever_up = False
+        self.confirmed = False  # MEXC said something on the current socket
         self.empty_since: float | None = None
         self.reaped = False  # closed by us after idle_close_s without a subscription
         self.next_id = 1
@@ -82,6 +100,11 @@ class _Conn:
     @property
     def up(self) -> bool:
         return self.ws is not None and not self.ws.closed
+
+    @property
+    def live(self) -> bool:
+        """Up, and MEXC has answered on this socket (an ack, a frame or a PONG)."""
+        return self.confirmed and self.up
 
     def start(self) -> None:
         if self.task is None or self.task.done():
@@ -91,7 +114,9 @@ class _Conn:
     async def _run(self) -> None:
         c = self.client
         while True:
-            if not self.channels and self._idle_expired():
+            if not self.channels:
+                # nothing to carry: no (re)connect (a socket left open without a
+                # subscription is closed by _reap after idle_close_s)
                 c._connection_closed(self)
                 return
             try:
@@ -113,6 +138,7 @@ class _Conn:
                 reason = _describe(exc)
             finally:
                 ws, self.ws = self.ws, None
+                self.confirmed = False
                 self.acked.clear()
                 self.sent.clear()
                 if ws is not None and not ws.closed:
@@ -125,17 +151,12 @@ class _Conn:
                     c._connection_closed(self)
                     return
                 continue  # wanted again meanwhile: a new socket at once
-            if not self.channels and self._idle_expired():
+            if not self.channels:  # it carried nothing any more: no outage, no reconnect
                 c._connection_closed(self)
                 return
             self.failures += 1
             c._connection_down(self, reason)
             await asyncio.sleep(c._backoff(self.failures))
-
-    def _idle_expired(self) -> bool:
-        if self.empty_since is None:
-            self.empty_since = time.monotonic()
-        return time.monotonic() - self.empty_since >= self.client.idle_close_s
 
     async def _connect(self) -> None:
         c = self.client
@@ -161,13 +182,18 @@ class _Conn:
             raise
         self.generation += 1
         self.last_rx = time.monotonic()
-        if self.ever_up:
-            c.reconnects += 1
-        self.ever_up = True
+        self.confirmed = False  # up once MEXC says something on it (_read_loop)
         # everything this connection carries is (re)subscribed on the new socket
         self.ops = [("SUBSCRIPTION", ch) for ch in sorted(self.channels)]
         self.wake.set()
-        c._connection_up(self)
+
+    def _confirm(self) -> None:
+        """MEXC's first message on this socket: the connection is really up."""
+        self.confirmed = True
+        if self.ever_up:
+            self.client.reconnects += 1
+        self.ever_up = True
+        self.client._connection_up(self)
 
     async def _session(self) -> str:
         """Run one socket until it drops; returns why it ended."""
@@ -191,6 +217,8 @@ class _Conn:
             except TimeoutError:
                 return f"no message for {idle:g} s"
             self.last_rx = time.monotonic()
+            if not self.confirmed and msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                self._confirm()
             if msg.type is aiohttp.WSMsgType.BINARY:
                 data: bytes = msg.data
                 channel = channel_of(data)
@@ -344,6 +372,9 @@ class StreamClient:
         self.where: dict[str, _Conn] = {}  # channel -> its connection
         self.waiters: dict[str, list[asyncio.Future[bool]]] = {}
         self.refused: dict[str, str] = {}  # channel -> MEXC's refusal text (last one)
+        # channels MEXC refused after their subscribers were told they were subscribed:
+        # asked for again with backoff (channel -> refusals in a row)
+        self.retrying: dict[str, int] = {}
         self.listeners: list[Callable[[], None]] = []
         self._http: aiohttp.ClientSession | None = None
         self._closing: set[asyncio.Future[Any]] = set()
@@ -426,11 +457,17 @@ class StreamClient:
         self.listeners.append(cb)
 
     # ------------------------------------------------------------------ subscriptions
+    def wants(self, channel: str) -> bool:
+        """Whether `channel` is held upstream: subscribed, being subscribed, or kept for
+        when the stream is back."""
+        return channel in self.where
+
     async def subscribe(self, channel: str) -> bool:
         """Subscribe `channel` upstream (idempotent). Waits up to `ack_timeout_s` for
         MEXC's answer: False when MEXC refused the channel; True when it acknowledged it,
-        and also when no answer came in time (the stream is down or slow): the
-        subscription is then kept and made as soon as a connection is up."""
+        and also when no answer came in time (the stream is slow) or an outage is known
+        (answered at once, or as soon as the outage starts): the subscription is then
+        kept and made as soon as a connection is up."""
         if not channel.startswith(PUBLIC_PREFIX):
             return False
         if self._closed:
@@ -447,6 +484,8 @@ class StreamClient:
             conn.start()
         if channel in conn.acked and conn.up:
             return True
+        if self.outage_since is not None and not conn.live:
+            return True  # no answer can come before the stream is back: kept
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(channel, []).append(fut)
         try:
@@ -466,6 +505,7 @@ class StreamClient:
         if conn is None:
             return
         conn.channels.discard(channel)
+        self.retrying.pop(channel, None)
         was_live = channel in conn.acked
         if channel in conn.sent:
             conn.ops.append(("UNSUBSCRIPTION", channel))
@@ -477,6 +517,7 @@ class StreamClient:
             conn.empty_since = time.monotonic()
             # the runner closes the connection once it has been empty for idle_close_s
             asyncio.get_running_loop().call_later(self.idle_close_s + 0.01, self._reap, conn)
+            self._outage_over(given_up=True)  # it may have been the one that was down
         if was_live:
             self._notify()
 
@@ -505,32 +546,87 @@ class StreamClient:
 
     # ------------------------------------------------------------------ events from connections
     def _acked(self, conn: _Conn, channel: str) -> None:
+        refusals = self.retrying.pop(channel, None)
+        if refusals is not None:
+            self.refused.pop(channel, None)
+            log.info("upstream accepted the channel %s again after %d refusals", channel, refusals)
         self._resolve(channel, True)
         self._notify()
 
     def _refused(self, conn: _Conn, channel: str, text: str) -> None:
-        log.warning("upstream refused the channel %s: %s", channel, text.strip())
-        self.refused[channel] = text.strip()
-        conn.channels.discard(channel)
+        text = text.strip()
+        self.refused[channel] = text
         conn.acked.discard(channel)
+        if not any(not f.done() for f in self.waiters.get(channel, ())):
+            # nobody waits for this answer: the channel's subscribers were told it was
+            # subscribed (a resubscription after a reconnect, or one kept during an
+            # outage). It is kept and asked for again with backoff.
+            self._retry_later(conn, channel, text)
+            self._notify()
+            return
+        log.warning("upstream refused the channel %s: %s", channel, text)
+        conn.channels.discard(channel)
+        self.retrying.pop(channel, None)
         if self.where.get(channel) is conn:
             del self.where[channel]
         self._resolve(channel, False)
         self._notify()
 
-    def _connection_up(self, conn: _Conn) -> None:
-        conn.failures = 0
-        if self.outage_since is not None and all(c.up for c in self.conns if c.channels):
-            took = time.monotonic() - self.outage_since
+    def _retry_later(self, conn: _Conn, channel: str, text: str) -> None:
+        n = self.retrying.get(channel, 0) + 1
+        self.retrying[channel] = n
+        delay = self._backoff(n)
+        if n == 1:
+            log.warning(
+                "upstream refused the channel %s on resubscribing (%s); its subscribers stay "
+                "subscribed, asking again with backoff", channel, text,
+            )
+        else:
+            log.debug("upstream refused the channel %s again (%d in a row); next try in %.1f s",
+                      channel, n, delay)
+        asyncio.get_running_loop().call_later(delay, self._retry, conn, channel)
+
+    def _retry(self, conn: _Conn, channel: str) -> None:
+        if self._closed or self.where.get(channel) is not conn or channel in conn.sent:
+            return  # unsubscribed meanwhile, or already sent again (a new socket)
+        if conn.up:
+            conn.ops.append(("SUBSCRIPTION", channel))
+            conn.wake.set()
+        # else: the next socket subscribes everything the connection carries
+
+    def _outage_over(self, given_up: bool = False) -> None:
+        """End the outage once every connection that carries subscriptions is up (MEXC
+        answered on it); `given_up`: a connection that was down is no longer wanted."""
+        if self.outage_since is None:
+            return
+        wanted = [c for c in self.conns if c.channels]
+        if not all(c.live for c in wanted):
+            return
+        took = time.monotonic() - self.outage_since
+        if not given_up:
             log.info(
                 "market stream %s is back after %.1f s (%d reconnect attempts)",
                 self.url, took, self.connect_errors_in_outage,
             )
-            self.outage_since = None
-            self.outage_started_ms = None
-            self.last_error = None
+        else:
+            log.info("market stream %s: outage over after %.1f s (what was down is no longer "
+                     "subscribed)", self.url, took)
+        self.outage_since = None
+        self.outage_started_ms = None
+        self.last_error = None
+
+    def _connection_up(self, conn: _Conn) -> None:
+        conn.failures = 0
+        self._outage_over()
 
     def _connection_down(self, conn: _Conn, reason: str) -> None:
+        # whoever waits for an answer on this connection gets one now: kept, made when
+        # the stream is back (subscribe() says so at once during an outage)
+        for ch in conn.channels:
+            self._resolve(ch, True)
+        if not conn.channels:  # unsubscribed meanwhile: nothing is missing
+            log.debug("market stream connection %d ended unused: %s", conn.index, reason)
+            return
         self.last_error = reason
         if self.outage_since is None:
             self.outage_since = time.monotonic()
@@ -549,6 +645,8 @@ class StreamClient:
     def _connection_closed(self, conn: _Conn) -> None:
         with contextlib.suppress(ValueError):
             self.conns.remove(conn)
+        self._outage_over(given_up=True)
+        self._notify()
 
     # ------------------------------------------------------------------ state
     def is_live(self, channel: str) -> bool:
@@ -569,7 +667,7 @@ class StreamClient:
             return "idle"
         if self.outage_since is not None:
             return "down"
-        if all(c.up for c in wanted):
+        if all(c.live for c in wanted):
             return "up"
         return "connecting"
 
@@ -587,6 +685,7 @@ class StreamClient:
             "outages": self.outages,
             "down_since_ms": self.outage_started_ms,
             "last_error": self.last_error,
+            "refused_channels": len(self.retrying),
         }
 
     async def close(self) -> None:

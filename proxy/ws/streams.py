@@ -12,16 +12,32 @@ nothing on the order path waits for a socket. Each connection has one writer tas
 takes its queue in order (records, relayed public frames and control answers share it),
 encodes a record into frames for the channels the connection has subscribed, and sends
 them. A reader that stops reading blocks only its own writer (aiohttp waits for the socket
-to drain); its queue then fills, and when it holds `websocket.send_queue` items the
+to drain); its queue then fills, and when it holds `websocket.send_queue` items, or
+more than `websocket.send_queue_bytes` bytes (relayed frames count their size, a control
+answer its length, a private record RECORD_BYTES: its frames are built by the writer), the
 connection is cut off: queue dropped, close frame 1008 "slow reader: send queue full"
-(written if the socket takes it within 2 s, else the TCP connection is aborted). MEXC
+(written if the socket takes it within 2 s, else the TCP connection is aborted). One item
+is always taken when the queue is empty, whatever its size (an upstream frame may be up to
+4 MB). A relayed frame is one bytes object shared by every connection that queues it:
+the byte bound caps what one connection may hold back, not a copy per connection. MEXC
 documents no such rule; a client that misses pushes must reconnect and re-read its state
 over REST, as after any disconnect. Never an unbounded buffer.
+
+Control messages. The reader never waits for anything but the socket: a SUBSCRIPTION
+takes effect at once (counted against the 30, its frames delivered from then on), and
+the upstream's verdict on a public channel (MEXC's answer, up to `upstream.timeout_s`
+when MEXC is slow; at once while its stream is known to be down) is awaited in a task
+of its own. Answers to SUBSCRIPTION and UNSUBSCRIPTION (and "msg format invalid") go out
+in request order; a PONG is sent at once, ahead of any subscription answer still
+waiting for MEXC, so a client's keep-alive never times out behind a subscription. An
+UNSUBSCRIPTION of a channel whose subscription is still waiting withdraws it (answered
+in order: the subscription, then the unsubscription).
 
 MEXC's connection rules (reference 9.1), and how they are applied here:
   - at most 30 subscriptions per connection: the 31st channel is refused (protocol.py);
   - no subscription for 30 s (since the connection opened or since its last subscription
-    went): closed, 1000 "no subscription";
+    went; a refused SUBSCRIPTION, or one still waiting for MEXC's answer, is not a
+    subscription and does not restart the 30 s): closed, 1000 "no subscription";
   - subscribed but idle for 60 s: closed, 1000 "idle". Activity is any data frame pushed
     to the client and any message from it (a PING counts; MEXC tells clients to PING to
     keep a quiet stream open). WebSocket-level ping frames are answered but do not count;
@@ -32,6 +48,8 @@ MEXC's connection rules (reference 9.1), and how they are applied here:
   - an unknown, expired or deleted listenKey: the text `Invalid listen key`, then close
     1008 (MEXC's text; its close code is UNSURE). A key deleted (DELETE) or expiring
     while connected ends its connections: 1000 "listen key deleted" / "listen key expired".
+    In live mode a key the sidecar did not issue is MEXC's: the connection is relayed to
+    MEXC's stream instead (livepass.py), never in paper mode.
 The timeouts are `websocket.*` settings (tests shorten them). At shutdown every connection
 gets 1001 "server shutting down".
 """
@@ -50,11 +68,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..clock import Clock
 from ..config import WebSocketSettings
-from ..feed import ChangeFeed, Committed
+from ..feed import MODE_SWITCH, ChangeFeed, Committed
 from ..metrics import LabelledCounter, Metrics
 from . import protocol, push
 from .channels import FrameSink, PublicChannels
 from .listenkeys import ListenKeys, mask
+from .livepass import LiveStreams
 
 log = logging.getLogger("proxy.ws")
 
@@ -62,6 +81,9 @@ MAX_SUBSCRIPTIONS = 30
 MAX_MESSAGES_PER_S = 100
 MAX_CONNECTIONS_PER_KEY = 5
 MAX_MESSAGE_BYTES = 64 * 1024  # a client's control message; SUBSCRIPTION of 30 channels is ~2 KB
+# what a queued private record counts against websocket.send_queue_bytes: its frames are
+# built by the writer (a command's pushes are a few hundred bytes each)
+RECORD_BYTES = 1024
 CLOSE_TIMEOUT_S = 2.0
 EXPIRY_CHECK_S = 10.0
 
@@ -98,6 +120,12 @@ class Connection:
         self.private: frozenset[str] = frozenset()
         self.queue: deque[Committed | tuple[str, bytes] | str] = deque()
         self.limit = hub.settings.send_queue
+        self.limit_bytes = hub.settings.send_queue_bytes
+        self.queued_bytes = 0
+        # public channels whose subscription waits for the upstream's verdict
+        self._pending: dict[str, asyncio.Task[bool]] = {}
+        # answers to control messages, in request order; the head goes out once ready
+        self._answers: deque[_Answer] = deque()
         self.frames_sent = 0
         self.closing = False
         self.close_reason: str | None = None
@@ -113,10 +141,12 @@ class Connection:
         a connection with a full queue is cut off instead."""
         if self.closing:
             return
-        if len(self.queue) >= self.limit:
+        size = _size(item)
+        if self.queue and (len(self.queue) >= self.limit or self.queued_bytes + size > self.limit_bytes):
             self.cut_off(WSCloseCode.POLICY_VIOLATION, "slow reader: send queue full", "slow_reader")
             return
         self.queue.append(item)
+        self.queued_bytes += size
         w = self._wake
         if w is not None and not w.done():
             w.set_result(None)
@@ -140,6 +170,7 @@ class Connection:
                     await self._wake
                     continue
                 item = q.popleft()
+                self.queued_bytes -= _size(item)
                 if isinstance(item, str):
                     await ws.send_str(item)
                     continue
@@ -175,6 +206,7 @@ class Connection:
         self.closing = True
         self.close_reason = reason
         self.queue.clear()
+        self.queued_bytes = 0
         self.hub.detach(self)
         self.hub.count_disconnect(label)
         log.info(
@@ -214,6 +246,8 @@ class Connection:
         """After the receive loop ended: stop writing, let a close under way finish."""
         self.closing = True
         self.queue.clear()
+        self.queued_bytes = 0
+        self._answers.clear()
         self.hub.detach(self)
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -221,6 +255,12 @@ class Connection:
         if self._closer is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._closer
+        pending = list(self._pending.values())
+        self._pending.clear()
+        for task in pending:  # not started: never subscribed; waiting: unsubscribes itself
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         public = self.hub.public_channels()
         for channel, sink in self.subs.items():
             if sink is not None and public is not None:
@@ -235,7 +275,7 @@ class Connection:
         out: list[tuple[float, str, str]] = []
         if s.max_lifetime_s:
             out.append((self.opened + s.max_lifetime_s, "24h limit", "lifetime"))
-        if not self.subs:
+        if len(self.subs) == len(self._pending):  # nothing subscribed (waiting is not)
             if s.no_subscription_timeout_s:
                 out.append((self.unsubscribed_since + s.no_subscription_timeout_s,
                             "no subscription", "no_subscription"))
@@ -276,85 +316,167 @@ class Connection:
                 self.cut_off(WSCloseCode.POLICY_VIOLATION, "too many messages", "rate")
                 break
             if msg.type is WSMsgType.TEXT:
-                await self._control(msg.data)
+                self._control(msg.data)
             else:  # a binary frame from a client is not a control message
-                self.offer(protocol.answer(protocol.FORMAT_INVALID))
+                self._answer(_Answer.ready(protocol.answer(protocol.FORMAT_INVALID)))
 
-    async def _control(self, text: str) -> None:
+    def _control(self, text: str) -> None:
+        """Handle one control message without waiting (module docstring)."""
         ctl = protocol.parse(text)
         if ctl is None:
-            self.offer(protocol.answer(protocol.FORMAT_INVALID))
+            self._answer(_Answer.ready(protocol.answer(protocol.FORMAT_INVALID)))
         elif ctl.method == protocol.PING:
-            self.offer(protocol.answer(protocol.PONG, ctl.id))
+            self.offer(protocol.answer(protocol.PONG, ctl.id))  # never behind a pending answer
         elif ctl.method == protocol.SUBSCRIBE:
-            await self._subscribe(ctl)
+            self._subscribe(ctl)
         else:
             self._unsubscribe(ctl)
 
-    async def _subscribe(self, ctl: protocol.Control) -> None:
-        ok: list[str] = []
-        blocked: list[str] = []
-        over: list[str] = []
+    # ------------------------------------------------------------------ answers, in order
+    def _answer(self, answer: _Answer) -> None:
+        self._answers.append(answer)
+        self._flush_answers()
+
+    def _flush_answers(self) -> None:
+        answers = self._answers
+        while answers and answers[0].waiting == 0:
+            for text in answers.popleft().texts():
+                self.offer(text)
+
+    def _subscribe(self, ctl: protocol.Control) -> None:
+        answer = _Answer(ctl.id)
         public = self.hub.public_channels()
         for channel in ctl.params:
+            pending = self._pending.get(channel)
+            if pending is not None:  # asked again while its verdict is still awaited
+                self._await_verdict(answer, channel, self.subs[channel], pending)
+                continue
             if channel in self.subs:
-                ok.append(channel)
+                answer.verdict(channel, _OK)
                 continue
             if len(self.subs) >= MAX_SUBSCRIPTIONS:
-                over.append(channel)
+                answer.verdict(channel, _OVER)
                 continue
             if channel in push.PRIVATE_CHANNELS:
                 if self.account_id is None:
-                    blocked.append(channel)
+                    answer.verdict(channel, _BLOCKED)
                     continue
                 self.subs[channel] = None
                 self.private = self.private | {channel}
                 self.hub.attach_private(self)
-                ok.append(channel)
+                answer.verdict(channel, _OK)
                 continue
             if public is None or not public.is_public(channel):
-                blocked.append(channel)
+                answer.verdict(channel, _BLOCKED)
                 continue
             sink = self.public_sink(channel)
-            self.subs[channel] = sink  # counted before the await: no 31st slips in meanwhile
-            try:
-                subscribed = await public.subscribe(channel, sink)
-            except Exception:
-                log.exception("ws connection %d: public subscription failed", self.id)
-                subscribed = False
-            if subscribed and not self.closing:
-                ok.append(channel)
+            self.subs[channel] = sink  # counted now: no 31st slips in meanwhile
+            task = asyncio.get_running_loop().create_task(
+                public.subscribe(channel, sink), name=f"ws-subscribe-{self.id}")
+            self._pending[channel] = task
+            self._await_verdict(answer, channel, sink, task)
+        self._answer(answer)
+
+    def _await_verdict(
+        self, answer: _Answer, channel: str, sink: FrameSink | None, task: asyncio.Task[bool]
+    ) -> None:
+        answer.verdict(channel, None)
+
+        def done(task: asyncio.Task[bool]) -> None:
+            if self._pending.get(channel) is task:
+                del self._pending[channel]
+            if task.cancelled():
+                ok = True  # withdrawn by an UNSUBSCRIPTION (or the connection closed)
+            elif task.exception() is not None:
+                log.error("ws connection %d: public subscription failed", self.id,
+                          exc_info=task.exception())
+                ok = False
             else:
-                self.subs.pop(channel, None)
-                if subscribed:
+                ok = task.result()
+            if not ok and self.subs.get(channel) is sink:
+                del self.subs[channel]  # never a subscription: the 30 s go on
+                public = self.hub.public_channels()
+                if public is not None and sink is not None:
                     public.unsubscribe(channel, sink)
-                blocked.append(channel)
-        if ok:
-            self.offer(protocol.answer(",".join(ok), ctl.id))
-        if blocked:
-            self.offer(protocol.refusal(blocked, protocol.BLOCKED, ctl.id))
-        if over:
-            self.offer(protocol.refusal(
-                over, protocol.TOO_MANY_SUBSCRIPTIONS.format(limit=MAX_SUBSCRIPTIONS), ctl.id))
-        if not self.subs:
-            self.unsubscribed_since = asyncio.get_running_loop().time()
+            answer.verdict(channel, _OK if ok else _BLOCKED)
+            self._flush_answers()
+
+        task.add_done_callback(done)
 
     def _unsubscribe(self, ctl: protocol.Control) -> None:
         public = self.hub.public_channels()
-        had = bool(self.subs)
+        had = len(self.subs) > len(self._pending)
         for channel in ctl.params:
             if channel not in self.subs:
                 continue
             sink = self.subs.pop(channel)
+            pending = self._pending.pop(channel, None)
+            if pending is not None:
+                pending.cancel()  # not started: never subscribed; waiting: unsubscribes itself
             if sink is None:
                 self.private = self.private - {channel}
             elif public is not None:
                 public.unsubscribe(channel, sink)
         if not self.private:
             self.hub.detach_private(self)
-        if had and not self.subs:
+        if had and len(self.subs) == len(self._pending):
             self.unsubscribed_since = asyncio.get_running_loop().time()
-        self.offer(protocol.answer(",".join(ctl.params), ctl.id))
+        self._answer(_Answer.ready(protocol.answer(",".join(ctl.params), ctl.id)))
+
+
+_OK, _BLOCKED, _OVER = "ok", "blocked", "over"
+
+
+class _Answer:
+    """The answer to one control message: ready at once, or once every channel of a
+    SUBSCRIPTION has its verdict (channel -> _OK/_BLOCKED/_OVER, None while waiting)."""
+
+    __slots__ = ("_text", "channels", "id", "waiting")
+
+    def __init__(self, rid: int = 0) -> None:
+        self.id = rid
+        self.channels: dict[str, str | None] = {}
+        self.waiting = 0
+        self._text: str | None = None
+
+    @classmethod
+    def ready(cls, text: str) -> _Answer:
+        a = cls()
+        a._text = text
+        return a
+
+    def verdict(self, channel: str, verdict: str | None) -> None:
+        if channel in self.channels and self.channels[channel] is None:
+            self.waiting -= 1
+        self.channels[channel] = verdict
+        if verdict is None:
+            self.waiting += 1
+
+    def texts(self) -> list[str]:
+        """MEXC's answers: the subscribed channels, then the refused ones, then those
+        over the limit (protocol.py)."""
+        if self._text is not None:
+            return [self._text]
+        by: dict[str, list[str]] = {_OK: [], _BLOCKED: [], _OVER: []}
+        for channel, verdict in self.channels.items():
+            by[verdict or _BLOCKED].append(channel)
+        out = []
+        if by[_OK]:
+            out.append(protocol.answer(",".join(by[_OK]), self.id))
+        if by[_BLOCKED]:
+            out.append(protocol.refusal(by[_BLOCKED], protocol.BLOCKED, self.id))
+        if by[_OVER]:
+            out.append(protocol.refusal(
+                by[_OVER], protocol.TOO_MANY_SUBSCRIPTIONS.format(limit=MAX_SUBSCRIPTIONS), self.id))
+        return out
+
+
+def _size(item: Committed | tuple[str, bytes] | str) -> int:
+    if isinstance(item, tuple):
+        return len(item[1])
+    if isinstance(item, str):
+        return len(item)
+    return RECORD_BYTES
 
 
 class StreamHub:
@@ -373,6 +495,8 @@ class StreamHub:
         self._by_key: dict[str, set[Connection]] = {}
         self._unsubscribe_feed: Callable[[], None] | None = None
         self._expiry: asyncio.Task[None] | None = None
+        # live mode armed with a ws_url: MEXC's listenKeys relayed to MEXC (livepass.py)
+        self.live: LiveStreams | None = None
         self.count_push = LabelledCounter(metrics.ws_pushes).inc
         self.count_disconnect = LabelledCounter(metrics.ws_disconnects).inc
         metrics.ws_connections.labels("private").set_function(
@@ -399,6 +523,8 @@ class StreamHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._expiry
             self._expiry = None
+        if self.live is not None:
+            await self.live.close()
         for conn in list(self.connections):
             conn.cut_off(WSCloseCode.GOING_AWAY, "server shutting down", "shutdown")
         closers = [c.closer for c in list(self.connections) if c.closer is not None]
@@ -416,6 +542,9 @@ class StreamHub:
     # ------------------------------------------------------------------ routing
     def _on_commit(self, record: Committed) -> None:
         """The feed's callback: hand the record to the queues of its accounts' streams."""
+        if record.kind == MODE_SWITCH and record.mode is not None and record.mode[1] != "live":
+            if self.live is not None:
+                self.live.paper()
         private = self._private
         if not private:
             return
@@ -506,15 +635,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
     from .. import keys as app_keys  # (not at the top: keys imports StreamHub from here)
 
     hub = request.app[app_keys.USER_STREAMS]
+    key: str | None = request.query.get("listenKey")
+    account_id = hub.keys.account_of(key) if key is not None else None
+    if key is not None and account_id is None and hub.live is not None and request.app[app_keys.MODE].is_live:
+        return await hub.live.handle(request, key)  # MEXC's key, live mode: MEXC's stream
     ws = web.WebSocketResponse(
         autoping=True, compress=False, max_msg_size=MAX_MESSAGE_BYTES, timeout=CLOSE_TIMEOUT_S
     )
     await ws.prepare(request)
-    key: str | None = None
-    account_id: int | None = None
-    if "listenKey" in request.query:
-        key = request.query["listenKey"]
-        account_id = hub.keys.account_of(key)
+    if key is not None:
         if account_id is None:
             hub.count_disconnect("invalid_key")
             await _refuse(ws, protocol.INVALID_LISTEN_KEY, "Invalid listen key")

@@ -494,6 +494,10 @@ async def test_pnl_ledgers_read_only_new_fills_and_start_over_after_a_reset(
     assert (await pnl.ledger(1)) is ledger
     assert ledger.count == 2
     assert (await pnl.ledger(1)).count == 2  # nothing new, nothing read twice
+    # the ledgers follow the change feed: no fill committed since, no store read at all
+    reads = pnl.reads
+    await place(signed, side="BUY", type="LIMIT", quantity="0.001", price="80000")  # rests
+    assert (await pnl.ledger(1)) is ledger and pnl.reads == reads
     pos = ledger.positions["BTCUSDT"]
     assert (pos.base, pos.quote, pos.qty) == ("BTC", "USDT", Decimal("0.006"))
     await service.reset_account(1)

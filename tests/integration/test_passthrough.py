@@ -7,12 +7,14 @@ https://api.mexc.com; the fake-upstream tests script delays, faults and counts c
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient
 from conftest import KEY, NOW, SECRET, make_settings
 from fake_upstream import FakeMexc, Fault
@@ -405,6 +407,54 @@ async def test_live_mode_forwards_the_path_still_percent_encoded(
 
 
 # ------------------------------------------------------------------ record and replay
+
+
+async def test_a_recording_is_written_in_batches_in_arrival_order(
+    aiohttp_server: Any, fake: FakeMexc, tmp_path: Path, clock: FixedClock
+) -> None:
+    """At 50 symbols the stream brings ~1,000 frames a second: the recording buffers them
+    and writes batches (every second, in a worker thread), never a file append and a YAML
+    dump per frame on the event loop; a clean stop writes everything."""
+    server = await aiohttp_server(fake.app())
+    up = UpstreamSettings(base_url=str(server.make_url("")).rstrip("/"))
+    path = tmp_path / "rec.yaml"
+    rec = RecordingTransport(HttpTransport(up), path, clock.now_ms, flush_s=3600)
+    await rec.start()
+    header = path.read_bytes()
+    channel = "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT"
+    try:
+        for i in range(300):
+            rec.append_stream(channel, 1767205800000 + i, bytes([i % 256]) * 40)
+        answer = await rec.request("GET", "/api/v3/ticker/price", "symbol=BTCUSDT")
+        rec.append_stream(channel, 1767205800300, b"last")
+        assert path.read_bytes() == header  # nothing written per frame
+        await rec.flush()
+        assert rec.batches == 1
+        rec.append_stream(channel, 1767205800301, b"after the flush")
+    finally:
+        await rec.close()  # writes the rest
+    items = yaml.safe_load(path.read_text())["interactions"]
+    assert len(items) == 303 and rec.batches == 2
+    assert [it["stream"]["recorded_ms"] for it in items[:300]] == [1767205800000 + i for i in range(300)]
+    assert items[300]["response"]["body"]["string"] == answer.body.decode()
+    assert [base64.b64decode(it["stream"]["frame"]) for it in items[301:]] == [b"last", b"after the flush"]
+    # the REST item is written as before: every mapping's keys sorted
+    assert list(items[300]) == ["recorded_ms", "request", "response"]
+
+
+def test_vcrpy_loads_a_recording_of_rest_answers_but_not_one_with_stream_frames(tmp_path: Path) -> None:
+    """What RecordingTransport's docstring and cassettes/README.md say of the format: a
+    superset of vcrpy's; its REST items are vcrpy interactions (plus `recorded_ms`)."""
+    from vcr.serialize import deserialize
+    from vcr.serializers import yamlserializer
+
+    rest_only = (ROOT / "cassettes" / "mexc_public.yaml").read_text()
+    requests, responses = deserialize(rest_only, yamlserializer)[:2]
+    assert requests and len(requests) == len(responses)
+    with_frames = (ROOT / "cassettes" / "demo.yaml").read_text()
+    assert "\n- stream:\n" in with_frames
+    with pytest.raises(KeyError, match="request"):
+        deserialize(with_frames, yamlserializer)
 
 
 async def test_record_then_replay(

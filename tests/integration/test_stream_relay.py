@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,17 @@ class Sink:
             while len(self.frames) < n:
                 self.event.clear()
                 await self.event.wait()
+
+
+async def until(stream: StreamClient | StreamRelay, predicate: Callable[[], bool]) -> None:
+    """Wait until `predicate()` holds, checked whenever the stream reports a change (a
+    channel live or not, a connection down or closed)."""
+    changed = asyncio.Event()
+    stream.add_listener(changed.set)
+    async with asyncio.timeout(10):
+        while not predicate():
+            await changed.wait()
+            changed.clear()
 
 
 @pytest.fixture
@@ -144,6 +155,76 @@ async def test_a_channel_the_upstream_refuses_is_refused_to_every_waiting_subscr
     assert await relay.subscribe(channel, Sink())
 
 
+async def test_a_channel_refused_on_resubscribing_stays_subscribed_and_is_asked_for_until_accepted(
+    relay: StreamRelay, fake_ws: FakeMexcStream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MEXC accepted the channel, then refuses it when it is resubscribed after a drop. Its
+    local subscribers were told it was subscribed: they stay subscribed (never stranded on
+    a channel nothing holds upstream), the sidecar asks MEXC again with backoff, and they
+    get its frames as soon as MEXC accepts it."""
+    caplog.set_level(logging.INFO, logger="proxy.stream")
+    first = Sink()
+    assert await relay.subscribe(DEALS, first)
+    fake_ws.refuse.add(DEALS)
+    await fake_ws.drop_all()
+    await fake_ws.wait_for(lambda: fake_ws.subscriptions_sent(DEALS) >= 3)  # refused twice
+    assert not relay.is_live(DEALS)
+    status = relay.status()
+    assert status["channels_wanted"] == 1 and status["refused_channels"] == 1
+    assert relay.subscribers(DEALS) == 1
+    second = Sink()  # a new local subscriber meanwhile: subscribed, like the first
+    assert await relay.subscribe(DEALS, second)
+    fake_ws.refuse.clear()  # MEXC serves it again
+    await until(relay, lambda: relay.is_live(DEALS))
+    frame = fake_ws.deals_frame("BTCUSDT", [("1", "1", 1, 1)])
+    await fake_ws.push(DEALS, frame)
+    await first.wait(1)
+    await second.wait(1)
+    assert first.frames == second.frames == [frame]
+    assert relay.status()["refused_channels"] == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "proxy.stream"
+             and r.levelno >= logging.INFO and ("refused" in r.getMessage() or "accepted" in r.getMessage())]
+    assert len(lines) == 2  # one warning when refused, one line when accepted again
+    assert "asking again with backoff" in lines[0] and "accepted the channel" in lines[1]
+
+
+async def test_a_subscriber_of_a_channel_not_held_upstream_subscribes_it_again(
+    relay: StreamRelay, fake_ws: FakeMexcStream
+) -> None:
+    """Whatever dropped the upstream subscription, the next local subscriber makes it
+    again, instead of being told "subscribed" with nothing subscribed upstream."""
+    stranded = Sink()
+    assert await relay.subscribe(DEALS, stranded)
+    relay.client.unsubscribe(DEALS)  # the upstream subscription gone, the sink still there
+    await fake_ws.wait_for(lambda: fake_ws.subscribers(DEALS) == 0)
+    newcomer = Sink()
+    assert await relay.subscribe(DEALS, newcomer)
+    assert fake_ws.subscriptions_sent(DEALS) == 2 and relay.is_live(DEALS)
+    frame = fake_ws.deals_frame("BTCUSDT", [("1", "1", 1, 1)])
+    await fake_ws.push(DEALS, frame)
+    await stranded.wait(1)
+    await newcomer.wait(1)
+
+
+async def test_a_subscription_during_a_known_outage_is_answered_at_once(
+    ws_url: str, fake_ws: FakeMexcStream
+) -> None:
+    """No answer can come while MEXC's stream is down: the subscription is kept (made
+    when the stream is back) and said so at once, not after ack_timeout_s."""
+    client = make_client(ws_url, ack_timeout_s=3600)
+    try:
+        fake_ws.accepting = False
+        # the first one is answered when the outage starts (its connect fails) ...
+        assert await asyncio.wait_for(client.subscribe(DEALS), 10)
+        assert client.state == "down"
+        # ... the next ones at once
+        assert await asyncio.wait_for(client.subscribe(DEPTH), 10)
+        fake_ws.accepting = True
+        await fake_ws.wait_for(lambda: fake_ws.subscribers(DEALS) == fake_ws.subscribers(DEPTH) == 1)
+    finally:
+        await client.close()
+
+
 async def test_thirty_subscriptions_per_connection_then_another_connection(
     relay: StreamRelay, fake_ws: FakeMexcStream
 ) -> None:
@@ -202,6 +283,83 @@ async def test_a_drop_reconnects_resubscribes_and_logs_once_per_outage(
     assert "unavailable" in lines[0].getMessage() and "is back" in lines[1].getMessage()
 
 
+class SlamsTheDoor(FakeMexcStream):
+    """Accepts the WebSocket, then closes it at once (an IP MEXC blocks), while
+    `slamming`; every connection made is counted (`made`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slamming = True
+        self.made = 0
+
+    async def handle(self, request: Any) -> Any:
+        if not self.slamming:
+            return await super().handle(request)
+        from aiohttp import web
+
+        self.made += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close()
+        await self._notify()
+        return ws
+
+
+async def test_an_upstream_that_accepts_then_closes_is_one_outage_with_a_growing_backoff(
+    aiohttp_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handshake is not a connection that works: the backoff grows (no reconnect every
+    backoff_min_s) and the outage is one warning, until MEXC answers on a socket."""
+    caplog.set_level(logging.DEBUG, logger="proxy.stream")
+    slam = SlamsTheDoor()
+    server = await aiohttp_server(slam.app())
+    client = make_client(str(server.make_url("/ws")).replace("http://", "ws://"),
+                         backoff_min_s=0.001, backoff_max_s=5.0)
+    failures: list[int] = []
+    backoff = client._backoff
+
+    def recorded(n: int) -> float:
+        failures.append(n)
+        return backoff(n)
+
+    client._backoff = recorded  # type: ignore[method-assign]
+    try:
+        assert await client.subscribe(DEALS)  # kept: the outage answers it
+        await slam.wait_for(lambda: slam.made >= 6)
+        assert failures[:5] == [1, 2, 3, 4, 5]  # never reset by a mere handshake
+        assert client.state == "down" and client.outages == 1 and client.reconnects == 0
+        slam.slamming = False  # MEXC answers again
+        await until(client, lambda: client.is_live(DEALS))
+        assert client.state == "up" and client.conns[0].failures == 0
+    finally:
+        await client.close()
+    lines = [r for r in caplog.records if r.name == "proxy.stream" and r.levelno >= logging.INFO]
+    assert [r.levelno for r in lines] == [logging.WARNING, logging.INFO]
+    assert "unavailable" in lines[0].getMessage() and "is back" in lines[1].getMessage()
+
+
+async def test_an_outage_ends_when_the_connection_that_was_down_is_given_up(
+    relay: StreamRelay, fake_ws: FakeMexcStream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="proxy.stream")
+    channels = [f"spot@public.aggre.deals.v3.api.pb@100ms@S{i:03d}USDT" for i in range(31)]
+    sinks = [Sink() for _ in channels]
+    assert all(await asyncio.gather(*(relay.subscribe(c, s) for c, s in zip(channels, sinks, strict=True))))
+    assert len(fake_ws.conns) == 2
+    # MEXC drops the second connection alone and refuses new ones for a while
+    fake_ws.accepting = False
+    second = next(c for c in fake_ws.conns.values() if len(c.channels) == 1)
+    second.ws._req.transport.abort()
+    await until(relay, lambda: relay.status()["state"] == "down")
+    relay.unsubscribe(channels[-1], sinks[-1])  # its only channel is given up meanwhile
+    status = relay.status()
+    assert status["state"] == "up" and status["down_since_ms"] is None
+    assert status["connections"] == 1 and status["subscriptions"] == 30
+    lines = [r.getMessage() for r in caplog.records if r.name == "proxy.stream" and r.levelno >= logging.INFO]
+    assert len(lines) == 2 and "unavailable" in lines[0] and "outage over" in lines[1]
+    await until(relay, lambda: len(relay.client.conns) == 1)  # the unused one is given up
+
+
 async def test_a_silent_connection_is_dropped_and_replaced(aiohttp_server: Any) -> None:
     class Mute(FakeMexcStream):
         async def _control(self, conn: Any, text: str) -> None:
@@ -217,6 +375,7 @@ async def test_a_silent_connection_is_dropped_and_replaced(aiohttp_server: Any) 
     try:
         assert await client.subscribe(DEALS)
         await mute.wait_for(lambda: mute.connections_made >= 2 and mute.subscribers(DEALS) == 1)
+        await until(client, lambda: client.is_live(DEALS))  # the new socket's ack
         assert client.reconnects == 1 and 2 in mute.conns
         assert "no message for 0.3 s" in (client.last_error or "") or client.state == "up"
     finally:
@@ -274,6 +433,7 @@ async def test_every_frame_is_recorded_with_its_channel_and_arrival_time(
         await sink.wait(2)
     finally:
         await relay.close()
+        await rec.close()  # a clean stop writes what the recording still buffers
     data = yaml.safe_load(cassette.read_text())
     assert data["version"] == 1
     assert data["interactions"] == [

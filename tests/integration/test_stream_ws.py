@@ -27,7 +27,7 @@ from fake_upstream import FakeMexc
 
 from proxy import keys
 from proxy.app import WATCHER, create_app
-from proxy.config import PaperSettings
+from proxy.config import PaperSettings, UpstreamSettings
 from proxy.ws.relay import StreamRelay
 
 SYMBOL, CCXT_SYMBOL = "BTCUSDT", "BTC/USDT"
@@ -270,6 +270,42 @@ async def test_an_upstream_drop_is_invisible_to_local_clients_but_for_the_gap(en
         await env.fake_ws.push(DEALS, frame)
         assert await binary(ws) == frame  # the local connection never noticed
         assert not ws.closed
+
+
+async def test_a_local_connection_is_answered_and_stays_open_while_mexcs_stream_is_down(
+    aiohttp_server: Any, aiohttp_client: Any, fake: FakeMexc, tmp_path: Path
+) -> None:
+    """ccxt.pro sends one SUBSCRIPTION per watch and drops a socket that gets no PONG for
+    16 s. With MEXC's stream down and upstream.timeout_s at an hour, every SUBSCRIPTION
+    and the PING are answered at once; when MEXC is back the same connection gets its
+    frames."""
+    fake_ws = FakeMexcStream(fake)
+    fake_ws.accepting = False  # MEXC's stream is down (the upgrade is refused)
+    rest = await aiohttp_server(fake.app())
+    ws_server = await aiohttp_server(fake_ws.app())
+    settings = make_settings(
+        tmp_path, upstream=UpstreamSettings(
+            base_url=str(rest.make_url("")).rstrip("/"), timeout_s=3600, connect_timeout_s=1,
+            ws_url=str(ws_server.make_url("/ws")).replace("http://", "ws://"),
+        ),
+    )
+    client = await aiohttp_client(create_app(settings))
+    channels = [f"spot@public.aggre.deals.v3.api.pb@100ms@{s}" for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")]
+    ws = await client.ws_connect("/ws")
+    for i, channel in enumerate(channels):
+        await ws.send_str(json.dumps({"method": "SUBSCRIPTION", "params": [channel], "id": i + 1}))
+    await ws.send_str(json.dumps({"method": "PING"}))
+    answers = [json.loads((await ws.receive(timeout=WAIT_S)).data) for _ in range(4)]
+    assert {"id": 0, "code": 0, "msg": "PONG"} in answers
+    assert [a for a in answers if a["msg"] != "PONG"] == [
+        {"id": i + 1, "code": 0, "msg": ch} for i, ch in enumerate(channels)
+    ]
+    fake_ws.accepting = True  # back: subscribed upstream, frames to the same connection
+    await fake_ws.wait_for(lambda: all(fake_ws.subscribers(ch) == 1 for ch in channels), WAIT_S)
+    frame = fake_ws.deals_frame("ETHUSDT", [("3000", "1", 1, 1)])
+    await fake_ws.push(channels[1], frame)
+    assert await binary(ws) == frame
+    await ws.close()
 
 
 async def test_a_channel_mexc_does_not_serve_gets_mexcs_refusal_and_never_goes_upstream(env: Env) -> None:

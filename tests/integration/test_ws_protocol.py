@@ -131,6 +131,93 @@ async def test_the_31st_subscription_is_refused(
     assert (await stream.subscribe([channels[27]]))["msg"] == channels[27]
 
 
+async def test_a_ping_is_answered_while_a_subscription_waits_for_the_upstream(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    """MEXC's stream slow to answer (or down): the subscription's answer waits, the PONG
+    does not. A client's keep-alive (ccxt.pro drops a socket after 16 s without a PONG)
+    never times out behind a subscription."""
+    upstream_answers = asyncio.Event()
+    public = FakePublicChannels(gates={TRADES: upstream_answers})
+    bot = await start(aiohttp_client, tmp_path, fake_server, clock, public)
+    stream = await Stream.open(bot.client)
+    await stream.send({"method": "SUBSCRIPTION", "params": [TRADES], "id": 1})
+    await stream.send({"method": "PING"})
+    assert await stream.text() == {"id": 0, "code": 0, "msg": "PONG"}  # at once
+    upstream_answers.set()
+    assert await stream.text() == {"id": 1, "code": 0, "msg": TRADES}
+    frame = b"\n0any frame"
+    assert public.emit(TRADES, frame) == 1
+    msg = await stream.receive()
+    assert (msg.type, msg.data) == (aiohttp.WSMsgType.BINARY, frame)
+
+
+async def test_subscription_answers_keep_their_request_order(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    upstream_answers = asyncio.Event()
+    public = FakePublicChannels(gates={TRADES: upstream_answers}, refuse={TRADES})
+    bot = await start(aiohttp_client, tmp_path, fake_server, clock, public)
+    stream = await Stream.open(bot.client)
+    await stream.send({"method": "SUBSCRIPTION", "params": [TRADES, BOOK], "id": 1})  # waits
+    await stream.send({"method": "SUBSCRIPTION", "params": [BOOK], "id": 2})  # ready at once
+    await stream.send("not json")
+    await stream.send({"method": "UNSUBSCRIPTION", "params": [BOOK], "id": 3})
+    await stream.send({"method": "PING", "id": 4})
+    assert await stream.text() == {"id": 4, "code": 0, "msg": "PONG"}
+    upstream_answers.set()  # ... and MEXC refuses TRADES
+    assert await stream.text() == {"id": 1, "code": 0, "msg": BOOK}
+    assert await stream.text() == refusal(TRADES, rid=1)
+    assert await stream.text() == {"id": 2, "code": 0, "msg": BOOK}
+    assert await stream.text() == {"id": 0, "code": 0, "msg": "msg format invalid"}
+    assert await stream.text() == {"id": 3, "code": 0, "msg": BOOK}
+    conn = next(iter(bot.client.app[keys.USER_STREAMS].connections))
+    assert conn.subs == {} and public.sinks.get(BOOK, []) == [] and TRADES not in public.sinks
+
+
+async def test_an_unsubscription_withdraws_a_subscription_still_waiting_for_the_upstream(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    upstream_answers = asyncio.Event()
+    public = FakePublicChannels(gates={TRADES: upstream_answers})
+    bot = await start(aiohttp_client, tmp_path, fake_server, clock, public)
+    stream = await Stream.open(bot.client)
+    await stream.send({"method": "SUBSCRIPTION", "params": [TRADES], "id": 1})
+    await _until(lambda: ("subscribe", TRADES) in public.calls)  # waiting for its answer
+    await stream.send({"method": "UNSUBSCRIPTION", "params": [TRADES], "id": 2})
+    assert await stream.text() == {"id": 1, "code": 0, "msg": TRADES}
+    assert await stream.text() == {"id": 2, "code": 0, "msg": TRADES}
+    upstream_answers.set()
+    await stream.send({"method": "PING"})
+    assert (await stream.text())["msg"] == "PONG"
+    # the public channels never deliver to it: withdrawn while waiting, nothing left behind
+    assert public.withdrawn == [TRADES] and public.sinks.get(TRADES, []) == []
+    conn = next(iter(bot.client.app[keys.USER_STREAMS].connections))
+    assert conn.subs == {}
+
+
+async def test_a_refused_subscription_does_not_restart_the_no_subscription_timer(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    """MEXC closes a connection with no valid subscription 30 s after it opened: a client
+    sending a refused SUBSCRIPTION every few seconds must not keep it open."""
+    public = FakePublicChannels(public={TRADES, BOOK}, refuse={BOOK})
+    bot = await start(aiohttp_client, tmp_path, fake_server, clock, public)
+    stream = await Stream.open(bot.client)
+    conn = next(iter(bot.client.app[keys.USER_STREAMS].connections))
+    opened = conn.unsubscribed_since
+    assert await stream.subscribe(["spot@public.nonsense@X"]) == refusal("spot@public.nonsense@X")
+    assert await stream.subscribe([BOOK]) == refusal(BOOK)  # public, refused upstream
+    assert await stream.subscribe([ORDERS]) == refusal(ORDERS)  # private, no listenKey
+    assert conn.unsubscribed_since == opened and conn._deadline()[1] == "no subscription"
+    # a subscription that goes does restart it: from having one to having none
+    assert (await stream.subscribe([TRADES]))["msg"] == TRADES
+    assert conn._deadline()[1] == "idle"
+    await stream.send({"method": "UNSUBSCRIPTION", "params": [TRADES]})
+    assert (await stream.text())["msg"] == TRADES
+    assert conn.unsubscribed_since > opened and conn._deadline()[1] == "no subscription"
+
+
 # ---------------------------------------------------------------- keys
 
 
@@ -254,6 +341,30 @@ async def test_a_reader_that_stops_reading_is_cut_off_and_holds_up_nobody(
     await _until(lambda: len(hub.connections) == 1)
     metrics = await (await bot.client.get("/metrics")).text()
     assert 'mexc_paper_ws_disconnects_total{reason="slow_reader"} 1.0' in metrics
+
+
+async def test_a_reader_is_cut_off_by_the_bytes_it_holds_back_not_only_their_count(
+    aiohttp_client: Any, fake_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Upstream frames may be up to 4 MB: 1024 queued frames could be 4 GB. The queue is
+    bounded by bytes too (websocket.send_queue_bytes); one frame is always taken when
+    nothing is queued, however large."""
+    public = FakePublicChannels()
+    bot = await start(aiohttp_client, tmp_path, fake_server, clock, public,
+                      send_queue=1024, send_queue_bytes=64 * 1024)
+    stream = await Stream.open(bot.client)
+    assert (await stream.subscribe([TRADES]))["msg"] == TRADES
+    big = b"B" * 100_000  # more than the bound, on an empty queue: delivered
+    public.emit(TRADES, big)
+    msg = await stream.receive()
+    assert (msg.type, msg.data) == (aiohttp.WSMsgType.BINARY, big)
+    conn = next(iter(bot.client.app[keys.USER_STREAMS].connections))
+    # three frames of 30 KB queued before the writer runs: 90 KB > 64 KB, 3 << 1024
+    for _ in range(3):
+        public.emit(TRADES, b"x" * 30_000)
+    assert conn.closing and conn.close_reason == "slow reader: send queue full"
+    assert conn.queued_bytes == 0 and not conn.queue
+    assert await stream.closed() == (1008, "slow reader: send queue full")
 
 
 async def test_shutdown_closes_every_stream_with_going_away(
