@@ -59,7 +59,8 @@ class Metrics:
         # GET /ws (proxy/ws/streams.py sets the gauges' functions)
         self.ws_connections = Gauge(
             "mexc_paper_ws_connections",
-            "Open /ws connections: private (opened with a listenKey) or public", ["kind"],
+            "Open /ws connections: private (opened with a sidecar listenKey), public, or live "
+            "(MEXC's listenKey relayed to MEXC in live mode)", ["kind"],
             registry=r,
         )
         self.ws_subscriptions = Gauge(

@@ -116,6 +116,7 @@ class LiveStreams:
             for task in (to_up, to_local):
                 task.cancel()
             await asyncio.gather(to_up, to_local, return_exceptions=True)
+        self.open.discard(relay)  # ending: no longer counted, before the bot sees the close
         # one side ended: close the other, with the same code when it can be sent
         if relay.ending is not None:  # ended by us (a switch to paper, shutdown)
             await _close(up, WSCloseCode.OK, b"")

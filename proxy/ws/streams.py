@@ -503,6 +503,8 @@ class StreamHub:
             lambda: sum(1 for c in self.connections if c.key is not None))
         metrics.ws_connections.labels("public").set_function(
             lambda: sum(1 for c in self.connections if c.key is None))
+        metrics.ws_connections.labels("live").set_function(
+            lambda: len(self.live.open) if self.live is not None else 0)
         metrics.ws_subscriptions.labels("private").set_function(lambda: self.subscriptions["private"])
         metrics.ws_subscriptions.labels("public").set_function(lambda: self.subscriptions["public"])
         keys.on_end = self._key_ended

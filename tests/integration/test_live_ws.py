@@ -55,6 +55,10 @@ async def test_live_mode_relays_mexcs_listen_key_to_mexcs_stream_both_ways(
     assert fake_ws.received == [(conn.id, sub)]
     await ws.send_str('{"method":"PING"}')
     assert json.loads((await ws.receive(timeout=WAIT_S)).data)["msg"] == "PONG"
+    # counted on /metrics apart from the sidecar's own streams
+    metrics = await (await client.get("/metrics")).text()
+    assert 'mexc_paper_ws_connections{kind="live"} 1.0' in metrics
+    assert 'mexc_paper_ws_connections{kind="private"} 0.0' in metrics
     # MEXC's pushes, byte for byte
     frame = b"\n\x1dspot@private.orders.v3.api.pb\xa2\x13\x02\n\x00"
     await conn.ws.send_bytes(frame)
@@ -64,6 +68,8 @@ async def test_live_mode_relays_mexcs_listen_key_to_mexcs_stream_both_ways(
     await conn.ws.close(code=1000, message=b"bye")
     msg = await ws.receive(timeout=WAIT_S)
     assert msg.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1000
+    metrics = await (await client.get("/metrics")).text()
+    assert 'mexc_paper_ws_connections{kind="live"} 0.0' in metrics
 
 
 @pytest.mark.live_upstream
