@@ -102,7 +102,7 @@ class LiveStreams:
         try:
             await self._pump(relay)
         finally:
-            self.open.discard(relay)
+            self.open.discard(relay)  # (_pump already did, unless it was cancelled or failed)
             await _close(up, WSCloseCode.OK, b"")
         return local
 
