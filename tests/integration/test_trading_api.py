@@ -70,7 +70,7 @@ RECORDINGS = (
 
 def test_the_recorded_shapes_are_in_the_repository() -> None:
     """Inside the repository, so a clone anywhere runs the shape checks (they used to read
-    ../shared/fixtures and skip silently elsewhere); each named with its origin."""
+    the shared fixture folder beside it and skip silently elsewhere); each named with its origin."""
     assert FIXTURES.is_relative_to(ROOT / "tests")
     readme = (FIXTURES / "README.md").read_text(encoding="utf-8")
     for name in RECORDINGS:

@@ -32,7 +32,8 @@ D = Decimal
 ROOT = Path(__file__).resolve().parents[2]
 
 # Copied verbatim from cassettes/mexc_public.yaml, GET /api/v3/exchangeInfo?symbol=BTCUSDT
-# (recorded 2025-12-31; identical in ../shared/fixtures/mexc/gocryptotrader/http_spot_only.json).
+# (recorded 2025-12-31; identical in the project's shared gocryptotrader recording,
+# fixtures/mexc/gocryptotrader/http_spot_only.json).
 BTCUSDT: dict[str, Any] = {
     "baseAsset": "BTC",
     "baseAssetPrecision": 8,
@@ -96,7 +97,8 @@ METALUSDT: dict[str, Any] = {
     "tradeSideType": 1,
 }
 
-# ../shared/fixtures/mexc/jkorf-mexc-net/ExchangeData/GetExchangeInfo.txt (live, 2025-01-23):
+# Copied from Mexc.Net's recording ExchangeData/GetExchangeInfo.txt in the project's shared
+# fixtures (fixtures/mexc/jkorf-mexc-net, live, 2025-01-23):
 # no filters, no minimum quantity ("0"), a non-zero maker fee.
 BROCKUSDT: dict[str, Any] = json.loads(
     '{"symbol":"BROCKUSDT","status":"1","baseAsset":"BROCK","baseAssetPrecision":2,'

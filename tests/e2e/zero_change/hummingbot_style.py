@@ -1,6 +1,6 @@
 """What hummingbot's MEXC spot connector sends, with its hard-coded URL (hummingbot cannot be
 installed here; this follows its source, hummingbot/hummingbot connector/exchange/mexc,
-as ../shared/reference/clients.md section 4.4 describes it):
+as the project's shared reference/clients.md section 4.4 describes it):
 
 - REST_URL `https://api.mexc.{domain}/api/` with domain `com`, then `v3/<path>`;
 - `aiohttp.ClientSession()` with aiohttp's default TLS context (hummingbot's
